@@ -1,0 +1,168 @@
+"""The boundary every public loss crosses first.
+
+:func:`prepare` resolves the namespace once, checks devices, dtypes, shapes and
+options, and hands back the arrays in the dtype the math runs in; the loss then
+computes one elementwise expression and passes it to :meth:`Call.finish`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._namespace import Backend, backend_of, describe_type
+from ._reduction import reduce
+from ._validation import (
+    broadcast_pair,
+    check_mask_shape,
+    check_negatives_shape,
+    check_reduction,
+)
+
+Array = Any
+
+__all__ = ["Call", "prepare"]
+
+
+class Call:
+    """The checked inputs of one loss call, cast to the dtype its math runs in."""
+
+    __slots__ = ("backend", "first", "reduction", "result_dtype", "second", "weights", "xp")
+
+    def __init__(
+        self,
+        backend: Backend,
+        first: Array,
+        second: Array,
+        weights: Array | None,
+        reduction: str,
+        result_dtype: Any,
+    ) -> None:
+        self.backend = backend
+        self.xp = backend.xp
+        self.first = first
+        self.second = second
+        self.weights = weights
+        self.reduction = reduction
+        self.result_dtype = result_dtype
+
+    def finish(self, loss: Array) -> Array:
+        """Weight and reduce the elementwise ``loss``, in the caller's dtype."""
+        result = reduce(loss, self.weights, self.reduction, xp=self.xp)
+        if result.dtype != self.result_dtype:
+            result = self.xp.astype(result, self.result_dtype)
+        return result
+
+
+def prepare(
+    first: Array,
+    second: Array,
+    mask: Array | None,
+    reduction: str,
+    *,
+    names: tuple[str, str],
+    first_is_rating: bool = False,
+    second_has_negatives_axis: bool = False,
+) -> Call:
+    """Check one call's inputs and cast them for its math.
+
+    Parameters
+    ----------
+    first, second : array
+        The two array arguments, in the loss's positional order: predictions for
+        the implicit losses, observed then predicted ratings for the explicit ones.
+    mask : array or None
+        Weights of the elementwise loss: bool, integer or floating.
+    reduction : str
+        'mean', 'sum' or 'none'.
+    names : tuple of str
+        The parameter names of ``first`` and ``second``, for error messages.
+    first_is_rating : bool
+        Whether ``first`` holds observed ratings, which may be bool or integer and
+        take the predictions' dtype; otherwise both are floating predictions.
+    second_has_negatives_axis : bool
+        Whether ``second`` stacks several negatives on its leading axis.
+
+    Raises
+    ------
+    TypeError
+        Arrays from two libraries, a non-array, or a dtype the argument can't take.
+    ValueError
+        Arrays on two devices, shapes that do not fit, or an unknown reduction.
+    """
+    check_reduction(reduction)
+    first_name, second_name = names
+    backend = backend_of(first, first_name)
+    xp = backend.xp
+    _check_same_library(first, first_name, second, second_name, backend)
+    if mask is not None:
+        _check_same_library(first, first_name, mask, "mask", backend)
+    if backend.tracks_devices:
+        _check_same_device(first, first_name, second, second_name, mask)
+
+    second_kind = backend.kind(second.dtype)
+    if second_kind != "real floating":
+        _refuse_dtype(second_name, second.dtype, "a real floating dtype")
+    first_kind = backend.kind(first.dtype)
+    if first_is_rating:
+        if first_kind == "other":
+            _refuse_dtype(first_name, first.dtype, "a bool, integer or real floating dtype")
+        result_dtype = second.dtype
+    else:
+        if first_kind != "real floating":
+            _refuse_dtype(first_name, first.dtype, "a real floating dtype")
+        result_dtype = (
+            first.dtype if first.dtype == second.dtype else xp.result_type(first, second)
+        )
+    compute_dtype = backend.compute_dtype(result_dtype)
+
+    second_shape = second.shape
+    if second_has_negatives_axis:
+        check_negatives_shape(second_name, second_shape, first_name, first.shape)
+        second_shape = second_shape[1:]
+        second_name = f"{second_name} (after its negatives axis)"
+    loss_shape = broadcast_pair(first_name, first.shape, second_name, second_shape)
+
+    if mask is not None:
+        mask_kind = backend.kind(mask.dtype)
+        if mask_kind == "other":
+            _refuse_dtype("mask", mask.dtype, "a bool, integer or real floating dtype")
+        check_mask_shape(mask.shape, loss_shape)
+        if mask_kind != "bool" and mask.dtype != compute_dtype:
+            mask = xp.astype(mask, compute_dtype)
+
+    if first.dtype != compute_dtype:
+        first = xp.astype(first, compute_dtype)
+    if second.dtype != compute_dtype:
+        second = xp.astype(second, compute_dtype)
+    return Call(backend, first, second, mask, reduction, result_dtype)
+
+
+def _check_same_library(
+    first: Array, first_name: str, other: Array, other_name: str, backend: Backend
+) -> None:
+    if backend_of(other, other_name).xp is not backend.xp:
+        msg = (
+            f"{first_name} is a {describe_type(first)} but {other_name} is a "
+            f"{describe_type(other)}; pass arrays of one library to one call"
+        )
+        raise TypeError(msg)
+
+
+def _check_same_device(
+    first: Array, first_name: str, second: Array, second_name: str, mask: Array | None
+) -> None:
+    # arrays traced by jax.jit have no device; the tracer's placement is jit's business
+    device = getattr(first, "device", None)
+    for other, other_name in ((second, second_name), (mask, "mask")):
+        other_device = None if other is None else getattr(other, "device", None)
+        if device is not None and other_device is not None and other_device != device:
+            msg = (
+                f"{first_name} is on device {device} but {other_name} is on device "
+                f"{other_device}; move them to one device"
+            )
+            raise ValueError(msg)
+
+
+def _refuse_dtype(name: str, dtype: Any, expected: str) -> None:
+    msg = f"{name} must have {expected}, got {dtype}"
+    raise TypeError(msg)

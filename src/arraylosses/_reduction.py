@@ -1,0 +1,70 @@
+"""Weights and reductions shared by every loss: Spotlight's masked mean, a sum, or none."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+Array = Any
+Namespace = Any
+
+__all__ = ["REDUCTIONS", "reduce"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduce(loss: Array, weights: Array | None, reduction: str, *, xp: Namespace) -> Array:
+    """Weight the elementwise ``loss`` and reduce it.
+
+    ``weights`` is None, a bool mask or floating weights of ``loss``'s dtype, and
+    broadcasts to ``loss``'s shape (the caller has checked both). With weights w,
+    'mean' is ``sum(L * w) / sum(w)`` with ``w`` counted at its broadcast shape, and 0
+    where ``sum(w)`` is 0; without, it is the mean of ``L`` (0 for an empty ``L``).
+    """
+    if weights is not None:
+        loss = _weighted(loss, weights, xp=xp)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return xp.sum(loss)
+    if weights is None:
+        # mean over no elements is 0, as for an all-zero mask
+        return xp.sum(loss) if _size(loss.shape) == 0 else xp.mean(loss)
+    return _masked_mean(loss, weights, xp=xp)
+
+
+def _weighted(loss: Array, weights: Array, *, xp: Namespace) -> Array:
+    # where() rather than a product alone: a masked-out inf or NaN must give 0, not NaN
+    if weights.dtype == xp.bool:
+        return xp.where(weights, loss, 0.0)
+    return xp.where(weights != 0, loss * weights, 0.0)
+
+
+def _masked_mean(weighted_loss: Array, weights: Array, *, xp: Namespace) -> Array:
+    total = xp.sum(weighted_loss)
+    if weights.dtype == xp.bool:
+        weights = xp.astype(weights, weighted_loss.dtype)
+    count = _broadcast_sum(weights, weighted_loss, xp=xp)
+    has_weight = count != 0
+    # dividing by 1 where there is no weight keeps the value and its gradient finite
+    return xp.where(has_weight, total / xp.where(has_weight, count, 1.0), 0.0)
+
+
+def _broadcast_sum(weights: Array, loss: Array, *, xp: Namespace) -> Array:
+    """Sum of ``weights`` broadcast to ``loss``'s shape, without materialising the broadcast."""
+    if weights.shape == loss.shape:
+        return xp.sum(weights)
+    full, own = _size(loss.shape), _size(weights.shape)
+    if full is None or own is None:
+        return xp.sum(xp.zeros_like(loss) + weights)
+    if own == 0:
+        return xp.sum(weights)
+    # each element of weights is repeated full / own times by the broadcast
+    return xp.sum(weights) * (full // own)
+
+
+def _size(shape: tuple[Any, ...]) -> int | None:
+    """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
+    if any(d is None or (isinstance(d, float) and math.isnan(d)) for d in shape):
+        return None
+    return math.prod(shape)

@@ -1,0 +1,136 @@
+"""Checks on shapes, dtypes, devices and options, and the messages they raise.
+
+Every check reads only shapes, dtypes and Python options, never array values, so
+that the losses stay traceable by ``jax.jit``, compilable by ``torch.compile`` and
+lazy on Dask.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+from ._reduction import REDUCTIONS
+
+Shape = tuple[Any, ...]
+
+__all__ = [
+    "broadcast_pair",
+    "check_flag",
+    "check_mask_shape",
+    "check_margin",
+    "check_negatives_shape",
+    "check_reduction",
+    "format_shape",
+]
+
+
+def check_reduction(reduction: object) -> None:
+    if reduction not in REDUCTIONS:
+        msg = f"reduction must be one of 'mean', 'sum' or 'none', got {reduction!r}"
+        raise ValueError(msg)
+
+
+def check_margin(margin: object) -> None:
+    if isinstance(margin, bool) or not isinstance(margin, Real):
+        msg = f"margin must be a real number, got {type(margin).__name__} {margin!r}"
+        raise TypeError(msg)
+    if not math.isfinite(margin):
+        msg = f"margin must be finite, got {margin!r}"
+        raise ValueError(msg)
+
+
+def format_shape(shape: Shape) -> str:
+    """``(3, 4)`` as Python writes a tuple, with unknown dimensions as ``?``."""
+    dims = ["?" if _unknown(d) else str(int(d)) for d in shape]
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def broadcast_pair(first: str, first_shape: Shape, second: str, second_shape: Shape) -> Shape:
+    """Shape that ``first`` and ``second`` broadcast to; it must be one of theirs.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not broadcast, or broadcast to a shape that is neither
+        of theirs (an accidental outer product, such as (B,) against (B, 1)).
+    """
+    if first_shape == second_shape:
+        return first_shape
+    shape = _broadcast(first_shape, second_shape)
+    if shape is None:
+        msg = (
+            f"{first} with shape {format_shape(first_shape)} and {second} with shape "
+            f"{format_shape(second_shape)} do not broadcast together; expected equal "
+            "shapes, or one that broadcasts to the other"
+        )
+        raise ValueError(msg)
+    if shape not in (first_shape, second_shape):
+        msg = (
+            f"{first} with shape {format_shape(first_shape)} and {second} with shape "
+            f"{format_shape(second_shape)} broadcast to {format_shape(shape)}, an outer "
+            "product of the two; expected equal shapes, or one that broadcasts to the "
+            "other (reshape one of them if an outer product is really meant)"
+        )
+        raise ValueError(msg)
+    return shape
+
+
+def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
+    """The mask must broadcast to the elementwise loss's shape, not beyond it."""
+    if mask_shape != loss_shape and _broadcast(mask_shape, loss_shape) != loss_shape:
+        msg = (
+            f"mask with shape {format_shape(mask_shape)} does not broadcast to the "
+            f"shape of the elementwise loss, {format_shape(loss_shape)}"
+        )
+        raise ValueError(msg)
+
+
+def check_negatives_shape(name: str, shape: Shape, positive: str, positive_shape: Shape) -> None:
+    """Several negatives come stacked on a leading axis that is not empty."""
+    if len(shape) <= len(positive_shape):
+        msg = (
+            f"{name} with shape {format_shape(shape)} must stack the negatives on a "
+            f"leading axis, with shape (n_negatives, *S) where S broadcasts against "
+            f"{positive}'s shape {format_shape(positive_shape)}; so it needs at least "
+            f"{len(positive_shape) + 1} dimensions"
+        )
+        raise ValueError(msg)
+    if shape[0] == 0:
+        msg = f"{name} with shape {format_shape(shape)} has no negatives on its leading axis"
+        raise ValueError(msg)
+
+
+def _unknown(dim: object) -> bool:
+    return dim is None or (isinstance(dim, float) and math.isnan(dim))
+
+
+def _broadcast(first: Shape, second: Shape) -> Shape | None:
+    """The array API broadcast of two shapes, None if they do not broadcast.
+
+    A dimension that is unknown (None, or NaN in Dask) is taken to fit; the
+    library reports a mismatch when it learns the size.
+    """
+    ndim = max(len(first), len(second))
+    first = (1,) * (ndim - len(first)) + tuple(first)
+    second = (1,) * (ndim - len(second)) + tuple(second)
+    shape = []
+    for a, b in zip(first, second, strict=True):
+        if _unknown(a):
+            shape.append(a if b == 1 or _unknown(b) else b)
+        elif _unknown(b):
+            shape.append(b if a == 1 else a)
+        elif a == b or b == 1:
+            shape.append(a)
+        elif a == 1:
+            shape.append(b)
+        else:
+            return None
+    return tuple(shape)
+
+
+def check_flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {type(value).__name__} {value!r}"
+        raise TypeError(msg)

@@ -1,0 +1,212 @@
+"""Losses for explicit feedback: observed ratings against predicted ones.
+
+These are Spotlight's regression, Poisson and logistic losses [1]_.
+
+References
+----------
+.. [1] Kula, Maciej. "Spotlight: deep learning recommender models in PyTorch."
+   Software, https://github.com/maciejkula/spotlight, 2017.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._call import prepare
+from ._docstrings import shared_sections
+from ._validation import check_flag
+
+Array = Any
+
+__all__ = ["logistic_loss", "poisson_loss", "regression_loss"]
+
+_NAMES = ("observed_ratings", "predicted_ratings")
+
+
+@shared_sections
+def regression_loss(
+    observed_ratings: Array,
+    predicted_ratings: Array,
+    mask: Array | None = None,
+    *,
+    reduction: str = "mean",
+) -> Array:
+    r"""Squared error between observed and predicted ratings.
+
+    .. math::
+
+        L = (y - \hat y)^2
+
+    averaged as ``reduction`` says: with 'mean', the mean squared error [2]_.
+
+    Parameters
+    ----------
+    observed_ratings : array of shape S
+        Observed ratings: bool, integer or real floating, converted to the
+        predictions' dtype.
+    predicted_ratings : array of shape S
+        Predicted ratings; real floating. The two shapes broadcast as long as the
+        result is one of them.
+    {mask}
+    {reduction}
+
+    {returns}
+
+    {raises}
+
+    References
+    ----------
+    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
+       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [2] Koren, Yehuda, Robert Bell and Chris Volinsky. "Matrix factorization
+       techniques for recommender systems." Computer 42(8), IEEE, 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraylosses import regression_loss
+    >>> observed = np.asarray([5, 3, 1])
+    >>> predicted = np.asarray([4.5, 3.0, 2.0], dtype=np.float32)
+    >>> round(float(regression_loss(observed, predicted)), 4)
+    0.4167
+    """
+    call = prepare(
+        observed_ratings, predicted_ratings, mask, reduction, names=_NAMES, first_is_rating=True
+    )
+    error = call.second - call.first
+    return call.finish(error * error)
+
+
+@shared_sections
+def poisson_loss(
+    observed_ratings: Array,
+    predicted_ratings: Array,
+    mask: Array | None = None,
+    *,
+    reduction: str = "mean",
+    log_input: bool = False,
+) -> Array:
+    r"""Poisson negative log-likelihood of observed counts, up to a constant.
+
+    .. math::
+
+        L = \hat y - y \log \hat y
+        \qquad\text{or, with log_input,}\qquad
+        L = e^{x} - y\,x
+
+    for predicted rate :math:`\hat y > 0` (or predicted log-rate :math:`x`),
+    averaged as ``reduction`` says. The term :math:`\log y!` that does not
+    depend on the prediction is left out, as in Spotlight and PyTorch [2]_.
+
+    Where :math:`y = 0`, :math:`y \log \hat y` is taken as 0, its limit, so a
+    predicted rate of exactly 0 for an observed 0 costs 0 with a finite
+    gradient; Spotlight returns NaN there. A rate of 0 for a positive count is
+    infinitely unlikely and gives inf.
+
+    Parameters
+    ----------
+    observed_ratings : array of shape S
+        Observed counts: bool, integer or real floating, converted to the
+        predictions' dtype.
+    predicted_ratings : array of shape S
+        Predicted rates (> 0), or log-rates with ``log_input=True``; real
+        floating. The two shapes broadcast as long as the result is one of them.
+    {mask}
+    {reduction}
+    log_input : bool, default False
+        Whether ``predicted_ratings`` holds log-rates, as
+        :func:`torch.nn.functional.poisson_nll_loss` with ``log_input=True``.
+
+    {returns}
+
+    {raises}
+
+    References
+    ----------
+    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
+       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [2] Gopalan, Prem, Jake M. Hofman and David M. Blei. "Scalable
+       recommendation with hierarchical Poisson factorization." Proceedings of
+       the Thirty-First Conference on Uncertainty in Artificial Intelligence
+       (UAI), 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraylosses import poisson_loss
+    >>> observed = np.asarray([2, 0, 1])
+    >>> predicted = np.asarray([1.5, 0.5, 1.0], dtype=np.float32)
+    >>> round(float(poisson_loss(observed, predicted)), 4)
+    0.7297
+    """
+    check_flag("log_input", log_input)
+    call = prepare(
+        observed_ratings, predicted_ratings, mask, reduction, names=_NAMES, first_is_rating=True
+    )
+    xp, observed, predicted = call.xp, call.first, call.second
+    if log_input:
+        # with rate e^x: rate - y·log(rate) = e^x - y·x
+        return call.finish(xp.exp(predicted) - observed * predicted)
+    # log(1) = 0 where y = 0: y·log(ŷ) → 0 there, with no 0·inf in value or gradient
+    log_rate = xp.log(xp.where(observed == 0, 1.0, predicted))
+    return call.finish(predicted - observed * log_rate)
+
+
+@shared_sections
+def logistic_loss(
+    observed_ratings: Array,
+    predicted_ratings: Array,
+    mask: Array | None = None,
+    *,
+    reduction: str = "mean",
+) -> Array:
+    r"""Binary cross-entropy of a logit against a ±1 (or 0/1) observation.
+
+    .. math::
+
+        z = \operatorname{clip}(y, 0, 1), \qquad
+        L = \max(x, 0) - x z + \log\bigl(1 + e^{-|x|}\bigr)
+
+    for predicted logit :math:`x`, averaged as ``reduction`` says: the binary
+    cross-entropy :math:`-z\log\sigma(x) - (1 - z)\log(1 - \sigma(x))` in a form
+    that never overflows [2]_. Observations of -1 and 0 both count as negative.
+
+    Parameters
+    ----------
+    observed_ratings : array of shape S
+        Observations, +1 or -1 (1 or 0, or bool, also work): any dtype but
+        complex, converted to the predictions' dtype.
+    predicted_ratings : array of shape S
+        Predicted logits; real floating. The two shapes broadcast as long as the
+        result is one of them.
+    {mask}
+    {reduction}
+
+    {returns}
+
+    {raises}
+
+    References
+    ----------
+    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
+       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [2] Johnson, Christopher C. "Logistic matrix factorization for implicit
+       feedback data." NIPS Workshop on Distributed Machine Learning and Matrix
+       Computations, 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraylosses import logistic_loss
+    >>> observed = np.asarray([1, -1, 1])
+    >>> predicted = np.asarray([2.0, -1.0, -0.5], dtype=np.float32)
+    >>> round(float(logistic_loss(observed, predicted)), 4)
+    0.4714
+    """
+    call = prepare(
+        observed_ratings, predicted_ratings, mask, reduction, names=_NAMES, first_is_rating=True
+    )
+    xp, observed, logit = call.xp, call.first, call.second
+    positive = xp.clip(observed, 0.0, 1.0)
+    # max(x, 0) + log1p(e^-|x|) = log(1 + e^x), the softplus
+    return call.finish(call.backend.softplus(logit) - logit * positive)
