@@ -26,7 +26,15 @@ __all__ = ["Call", "prepare"]
 class Call:
     """The checked inputs of one loss call, cast to the dtype its math runs in."""
 
-    __slots__ = ("backend", "first", "reduction", "result_dtype", "second", "weights", "xp")
+    __slots__ = (
+        "backend",
+        "first",
+        "reduction",
+        "result_dtype",
+        "second",
+        "weights",
+        "xp",
+    )
 
     def __init__(
         self,
@@ -105,13 +113,17 @@ def prepare(
     first_kind = backend.kind(first.dtype)
     if first_is_rating:
         if first_kind == "other":
-            _refuse_dtype(first_name, first.dtype, "a bool, integer or real floating dtype")
+            _refuse_dtype(
+                first_name, first.dtype, "a bool, integer or real floating dtype"
+            )
         result_dtype = second.dtype
     else:
         if first_kind != "real floating":
             _refuse_dtype(first_name, first.dtype, "a real floating dtype")
         result_dtype = (
-            first.dtype if first.dtype == second.dtype else xp.result_type(first, second)
+            first.dtype
+            if first.dtype == second.dtype
+            else xp.result_type(first, second)
         )
     compute_dtype = backend.compute_dtype(result_dtype)
 

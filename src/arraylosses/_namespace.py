@@ -65,10 +65,18 @@ class Backend:
         if known is None:
             xp = self.xp
             kind = next(
-                (k for k in ("bool", "integral", "real floating") if xp.isdtype(dtype, k)),
+                (
+                    k
+                    for k in ("bool", "integral", "real floating")
+                    if xp.isdtype(dtype, k)
+                ),
                 "other",
             )
-            halves = [getattr(xp, half) for half in ("float16", "bfloat16") if hasattr(xp, half)]
+            halves = [
+                getattr(xp, half)
+                for half in ("float16", "bfloat16")
+                if hasattr(xp, half)
+            ]
             # the difference of two half-precision values can overflow: compute in float32
             compute = xp.float32 if any(dtype == half for half in halves) else dtype
             known = self._dtypes[dtype] = (kind, compute)

@@ -13,7 +13,9 @@ __all__ = ["REDUCTIONS", "reduce"]
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def reduce(loss: Array, weights: Array | None, reduction: str, *, xp: Namespace) -> Array:
+def reduce(
+    loss: Array, weights: Array | None, reduction: str, *, xp: Namespace
+) -> Array:
     """Weight the elementwise ``loss`` and reduce it.
 
     ``weights`` is None, a bool mask or floating weights of ``loss``'s dtype, and
@@ -67,4 +69,4 @@ def _size(shape: tuple[Any, ...]) -> int | None:
     """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
     if any(d is None or (isinstance(d, float) and math.isnan(d)) for d in shape):
         return None
-    return math.prod(shape)
+    return int(math.prod(shape))

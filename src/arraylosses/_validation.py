@@ -18,8 +18,8 @@ Shape = tuple[Any, ...]
 __all__ = [
     "broadcast_pair",
     "check_flag",
-    "check_mask_shape",
     "check_margin",
+    "check_mask_shape",
     "check_negatives_shape",
     "check_reduction",
     "format_shape",
@@ -47,7 +47,9 @@ def format_shape(shape: Shape) -> str:
     return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
 
-def broadcast_pair(first: str, first_shape: Shape, second: str, second_shape: Shape) -> Shape:
+def broadcast_pair(
+    first: str, first_shape: Shape, second: str, second_shape: Shape
+) -> Shape:
     """Shape that ``first`` and ``second`` broadcast to; it must be one of theirs.
 
     Raises
@@ -87,7 +89,9 @@ def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
         raise ValueError(msg)
 
 
-def check_negatives_shape(name: str, shape: Shape, positive: str, positive_shape: Shape) -> None:
+def check_negatives_shape(
+    name: str, shape: Shape, positive: str, positive_shape: Shape
+) -> None:
     """Several negatives come stacked on a leading axis that is not empty."""
     if len(shape) <= len(positive_shape):
         msg = (
@@ -121,7 +125,7 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
             shape.append(a if b == 1 or _unknown(b) else b)
         elif _unknown(b):
             shape.append(b if a == 1 else a)
-        elif a == b or b == 1:
+        elif b in (a, 1):
             shape.append(a)
         elif a == 1:
             shape.append(b)

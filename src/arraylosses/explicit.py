@@ -71,7 +71,12 @@ def regression_loss(
     0.4167
     """
     call = prepare(
-        observed_ratings, predicted_ratings, mask, reduction, names=_NAMES, first_is_rating=True
+        observed_ratings,
+        predicted_ratings,
+        mask,
+        reduction,
+        names=_NAMES,
+        first_is_rating=True,
     )
     error = call.second - call.first
     return call.finish(error * error)
@@ -141,7 +146,12 @@ def poisson_loss(
     """
     check_flag("log_input", log_input)
     call = prepare(
-        observed_ratings, predicted_ratings, mask, reduction, names=_NAMES, first_is_rating=True
+        observed_ratings,
+        predicted_ratings,
+        mask,
+        reduction,
+        names=_NAMES,
+        first_is_rating=True,
     )
     xp, observed, predicted = call.xp, call.first, call.second
     if log_input:
@@ -204,7 +214,12 @@ def logistic_loss(
     0.4714
     """
     call = prepare(
-        observed_ratings, predicted_ratings, mask, reduction, names=_NAMES, first_is_rating=True
+        observed_ratings,
+        predicted_ratings,
+        mask,
+        reduction,
+        names=_NAMES,
+        first_is_rating=True,
     )
     xp, observed, logit = call.xp, call.first, call.second
     positive = xp.clip(observed, 0.0, 1.0)

@@ -72,7 +72,9 @@ def pointwise_loss(
     >>> round(float(pointwise_loss(positive, negative)), 4)
     0.9093
     """
-    call = prepare(positive_predictions, negative_predictions, mask, reduction, names=_NAMES)
+    call = prepare(
+        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+    )
     sigmoid = call.backend.sigmoid
     # 1 - σ(p) = σ(-p)
     return call.finish(sigmoid(-call.first) + sigmoid(call.second))
@@ -129,7 +131,9 @@ def bpr_loss(
     >>> round(float(bpr_loss(positive, negative)), 4)
     0.4353
     """
-    call = prepare(positive_predictions, negative_predictions, mask, reduction, names=_NAMES)
+    call = prepare(
+        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+    )
     # 1 - σ(p - n) = σ(n - p)
     return call.finish(call.backend.sigmoid(call.second - call.first))
 
@@ -183,7 +187,9 @@ def hinge_loss(
     1.1667
     """
     check_margin(margin)
-    call = prepare(positive_predictions, negative_predictions, mask, reduction, names=_NAMES)
+    call = prepare(
+        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+    )
     return call.finish(call.backend.relu(call.second - call.first + margin))
 
 

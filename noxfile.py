@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+# /// script
+# dependencies = ["nox>=2025.2.9"]
+# ///
+"""Task runner for arraylosses.
+
+``nox`` with no arguments runs every default session: the test suite once per
+backend environment (``tests-numpy``, ``tests-strict``, ``tests-torch``,
+``tests-jax``, ``tests-dask``, ``tests-cupy``; the last skips itself where
+there is no NVIDIA GPU) and ``lint``. ``nox -t tests`` runs only the tests.
+Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``.
+
+Every pip install is constrained by ``constraints/test.txt`` (it pins torch to
+the CPU wheel on this project's machines). The plain virtualenv/pip backend is
+used on purpose: uv does not see that wheel.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"  # nox.project.dependency_groups
+nox.options.default_venv_backend = "virtualenv"
+nox.options.error_on_missing_interpreters = True
+
+DIR = Path(__file__).parent.resolve()
+PYPROJECT = nox.project.load_toml(DIR / "pyproject.toml")
+CONSTRAINTS = str(DIR / "constraints" / "test.txt")
+
+
+def _install(session: nox.Session, *requirements: str) -> None:
+    """Install ``requirements`` in one pip call, under the test constraints."""
+    session.install("-c", CONSTRAINTS, *requirements)
+
+
+def _run_tests(
+    session: nox.Session, *requirements: str, backends: tuple[str, ...]
+) -> None:
+    """Install the package (not editable), the test group and ``requirements``,
+    then run pytest over exactly ``backends``."""
+    _install(
+        session,
+        *requirements,
+        *nox.project.dependency_groups(PYPROJECT, "test"),
+    )
+    session.run(
+        "pytest",
+        *session.posargs,
+        env={
+            # The conftest parametrises the `xp` fixture over exactly these
+            # and fails if one of them cannot be imported.
+            "ARRAYLOSSES_TEST_BACKENDS": ",".join(backends),
+            "HYPOTHESIS_PROFILE": "ci",
+        },
+    )
+
+
+def _has_nvidia_gpu() -> bool:
+    """True where ``nvidia-smi -L`` lists at least one GPU."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        listing = subprocess.run(
+            [smi, "-L"], capture_output=True, text=True, check=False, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return listing.returncode == 0 and any(
+        line.startswith("GPU ") for line in listing.stdout.splitlines()
+    )
+
+
+@nox.session(name="tests-numpy", tags=["tests"])
+def tests_numpy(session: nox.Session) -> None:
+    """Run the tests with NumPy as the only array library."""
+    _run_tests(session, ".[numpy]", backends=("numpy",))
+
+
+@nox.session(name="tests-strict", tags=["tests"])
+def tests_strict(session: nox.Session) -> None:
+    """Run the tests on NumPy and array-api-strict."""
+    _run_tests(session, ".[strict]", backends=("numpy", "array_api_strict"))
+
+
+@nox.session(name="tests-torch", tags=["tests"])
+def tests_torch(session: nox.Session) -> None:
+    """Run the tests on NumPy and PyTorch (CPU)."""
+    _run_tests(session, ".[torch]", backends=("numpy", "torch"))
+
+
+@nox.session(name="tests-jax", tags=["tests"])
+def tests_jax(session: nox.Session) -> None:
+    """Run the tests on NumPy and JAX (CPU)."""
+    _run_tests(session, ".[jax]", "jax[cpu]", backends=("numpy", "jax"))
+
+
+@nox.session(name="tests-dask", tags=["tests"])
+def tests_dask(session: nox.Session) -> None:
+    """Run the tests on NumPy and Dask."""
+    _run_tests(session, ".[dask]", backends=("numpy", "dask"))
+
+
+@nox.session(name="tests-cupy", tags=["tests"])
+def tests_cupy(session: nox.Session) -> None:
+    """Run the tests on NumPy and CuPy; skips where there is no NVIDIA GPU."""
+    if not _has_nvidia_gpu():
+        session.skip("no NVIDIA GPU here (`nvidia-smi -L` lists none)")
+    # The `[ctk]` extra brings the CUDA 12 libraries from PyPI, so only the
+    # NVIDIA driver has to be on the machine. The `cupy` extra of the package
+    # names the source distribution, which would need a CUDA compiler.
+    _run_tests(session, ".", "cupy-cuda12x[ctk]", backends=("numpy", "cupy"))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff (lint and format), mypy --strict on src, and sp-repo-review."""
+    _install(session, ".", *nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    # Exits non-zero when any check that is not ignored in pyproject.toml fails.
+    session.run("sp-repo-review", ".")
+
+
+if __name__ == "__main__":
+    nox.main()

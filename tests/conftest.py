@@ -1,0 +1,104 @@
+"""The one ``xp`` fixture: every test that takes it runs on every backend under test.
+
+``ARRAYLOSSES_TEST_BACKENDS`` (comma-separated: numpy, array_api_strict, torch,
+jax, dask, cupy) names the backends a run must exercise; each nox session sets it,
+and a named backend that cannot be used fails the run instead of being skipped.
+Unset, every backend that imports here is used, and CuPy only with a GPU.
+
+On JAX, functions tagged with :func:`array_api_extra.testing.lazy_xp_function`
+run under ``jax.jit``; on Dask they raise if they compute anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import array_api_compat
+import pytest
+from array_api_extra.testing import patch_lazy_xp_functions
+from hypothesis import settings
+
+BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def _namespace(backend: str) -> ModuleType:
+    """The array API namespace of ``backend``; raises if it can't be used here."""
+    if backend == "numpy":
+        return importlib.import_module("array_api_compat.numpy")
+    if backend == "array_api_strict":
+        return importlib.import_module("array_api_strict")
+    if backend == "torch":
+        importlib.import_module("torch")
+        return importlib.import_module("array_api_compat.torch")
+    if backend == "jax":
+        jax = importlib.import_module("jax")
+        jax.config.update("jax_enable_x64", True)  # float64 cases need it
+        return importlib.import_module("jax.numpy")
+    if backend == "dask":
+        importlib.import_module("dask.array")
+        return importlib.import_module("array_api_compat.dask.array")
+    if backend == "cupy":
+        cupy = importlib.import_module("cupy")
+        # an import succeeds without a GPU; only a device count tells
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            msg = "CuPy imports but sees no CUDA device"
+            raise RuntimeError(msg)
+        return importlib.import_module("array_api_compat.cupy")
+    msg = f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}"
+    raise ValueError(msg)
+
+
+def _backend_params() -> list[object]:
+    requested = os.environ.get("ARRAYLOSSES_TEST_BACKENDS")
+    if requested:
+        names = [name.strip() for name in requested.split(",") if name.strip()]
+        unknown = sorted(set(names) - set(BACKENDS))
+        if unknown:
+            msg = f"ARRAYLOSSES_TEST_BACKENDS names unknown backends {unknown}"
+            raise pytest.UsageError(msg)
+        return [pytest.param(name, id=name) for name in names]
+    params: list[object] = []
+    for name in BACKENDS:
+        try:
+            _namespace(name)
+        except Exception as error:  # noqa: BLE001 - any failure means "not usable here"
+            params.append(
+                pytest.param(
+                    name, id=name, marks=pytest.mark.skip(reason=f"{name}: {error}")
+                )
+            )
+        else:
+            params.append(pytest.param(name, id=name))
+    return params
+
+
+@pytest.fixture(params=_backend_params())
+def xp(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """The namespace of one backend (array-api-compat's wrapper where it has one)."""
+    namespace = _namespace(request.param)
+    with patch_lazy_xp_functions(request, xp=namespace):
+        yield namespace
+
+
+@pytest.fixture
+def backend_name(xp: ModuleType) -> str:
+    """Short name of the backend behind ``xp``."""
+    for name, check in (
+        ("numpy", array_api_compat.is_numpy_namespace),
+        ("array_api_strict", array_api_compat.is_array_api_strict_namespace),
+        ("torch", array_api_compat.is_torch_namespace),
+        ("jax", array_api_compat.is_jax_namespace),
+        ("dask", array_api_compat.is_dask_namespace),
+        ("cupy", array_api_compat.is_cupy_namespace),
+    ):
+        if check(xp):
+            return name
+    msg = f"unrecognised namespace {xp!r}"
+    raise AssertionError(msg)

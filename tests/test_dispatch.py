@@ -1,0 +1,165 @@
+"""The boundary every loss shares: namespaces, devices, imports and purity."""
+
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from array_api_extra.testing import lazy_xp_function
+from support import asarray, backend_of, ref_bpr, ref_reduce, to_numpy
+
+import arraylosses
+from arraylosses import (
+    adaptive_hinge_loss,
+    bpr_loss,
+    hinge_loss,
+    logistic_loss,
+    pointwise_loss,
+    poisson_loss,
+    regression_loss,
+)
+
+IMPLICIT = (pointwise_loss, bpr_loss, hinge_loss, adaptive_hinge_loss)
+EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
+for _loss in IMPLICIT + EXPLICIT:
+    lazy_xp_function(_loss)
+
+
+@pytest.fixture(params=[f.__name__ for f in IMPLICIT + EXPLICIT])
+def loss(request, xp):  # noqa: ARG001 - requested so its patch comes first
+    """Each loss as this module's globals hold it during the test: jitted on JAX,
+    compute-refusing on Dask (``xp`` first, so its patch is in place)."""
+    return globals()[request.param]
+
+
+def _arguments(loss, xp, dtype):
+    """Valid arguments of ``loss`` in ``xp`` (positive rates suit every explicit loss)."""
+    rng = np.random.default_rng(7)
+    first = rng.uniform(0.5, 2.0, size=4)
+    stacked = loss.__name__ == "adaptive_hinge_loss"
+    second = rng.uniform(0.5, 2.0, size=(3, 4) if stacked else 4)
+    if loss.__name__ in {f.__name__ for f in EXPLICIT}:
+        first = np.round(first)
+    return asarray(xp, first, dtype), asarray(xp, second, dtype)
+
+
+def test_public_names():
+    # the seven of Spotlight's module, and nothing else
+    assert sorted(arraylosses.__all__) == sorted(
+        f.__name__ for f in IMPLICIT + EXPLICIT
+    )
+
+
+class TestEveryLoss:
+    def test_result_in_the_inputs_namespace_dtype_and_device(self, loss, xp):
+        first, second = _arguments(loss, xp, xp.float32)
+        result = loss(first, second)
+        assert backend_of(
+            arraylosses._namespace.array_api_compat.array_namespace(result)
+        ) == (backend_of(xp))
+        assert result.dtype == xp.float32
+        assert tuple(result.shape) == ()
+        assert np.isfinite(to_numpy(result))
+
+    def test_inputs_are_not_modified(self, loss, xp):
+        first, second = _arguments(loss, xp, xp.float64)
+        mask = asarray(xp, [1.0, 0.0, 2.0, 1.0], xp.float64)
+        before = [to_numpy(a).copy() for a in (first, second, mask)]
+        for reduction in ("mean", "sum", "none"):
+            loss(first, second, mask, reduction=reduction)
+        for array, copy in zip((first, second, mask), before, strict=True):
+            np.testing.assert_array_equal(to_numpy(array), copy)
+
+    def test_positional_options_are_refused(self, loss, xp):
+        first, second = _arguments(loss, xp, xp.float32)
+        with pytest.raises(TypeError):
+            loss(first, second, None, "sum")
+
+    def test_arrays_of_two_libraries_are_refused(self, loss, xp):
+        if backend_of(xp) == "numpy":
+            pytest.skip("the other library here is NumPy itself")
+        first, second = _arguments(loss, xp, xp.float32)
+        with pytest.raises(
+            TypeError, match=r"is a numpy\.ndarray; pass arrays of one library"
+        ):
+            loss(first, np.asarray(to_numpy(second), dtype=np.float32))
+
+    def test_a_mask_of_another_library_is_refused(self, loss, xp):
+        if backend_of(xp) == "numpy":
+            pytest.skip("the other library here is NumPy itself")
+        first, second = _arguments(loss, xp, xp.float32)
+        with pytest.raises(TypeError, match=r"mask is a numpy\.ndarray"):
+            loss(first, second, np.ones(4, dtype=bool))
+
+    def test_arrays_on_two_devices_are_refused(self, loss, xp):
+        if backend_of(xp) != "array_api_strict":
+            pytest.skip("array-api-strict is the CPU backend with several devices")
+        first, second = _arguments(loss, xp, xp.float32)
+        second = xp.asarray(second, device=xp.Device("device1"))
+        with pytest.raises(
+            ValueError, match=r"is on device .*CPU_DEVICE.* but .* on device"
+        ):
+            loss(first, second)
+
+
+def test_two_torch_devices_are_refused():
+    torch = pytest.importorskip("torch")
+    positive = torch.zeros(3)
+    negative = torch.zeros(3, device="meta")  # a second device without a GPU
+    with pytest.raises(ValueError, match=r"positive_predictions is on device cpu but "):
+        bpr_loss(positive, negative)
+
+
+def test_the_backend_is_cached_per_array_type(xp):
+    first, second = _arguments(bpr_loss, xp, xp.float32)
+    # expected: Spotlight's formula in float64 (support.ref_bpr), twice through the cache
+    expected = ref_reduce(ref_bpr(to_numpy(first), to_numpy(second)))
+    for _ in range(2):
+        np.testing.assert_allclose(
+            to_numpy(bpr_loss(first, second)), expected, rtol=1e-5
+        )
+    cache = arraylosses._namespace._BACKENDS
+    assert any(backend.name == backend_of(xp) for backend in cache.values())
+
+
+def test_numpy_scalars_mix_with_numpy_arrays():
+    positive = np.asarray([0.5, 1.0], dtype=np.float32)
+    # expected: Spotlight's formula in float64 (support.ref_bpr), n broadcast from a scalar
+    expected = ref_reduce(ref_bpr(np.asarray([0.5, 1.0]), np.asarray(0.25)))
+    np.testing.assert_allclose(
+        bpr_loss(positive, np.float32(0.25)), expected, rtol=1e-6
+    )
+
+
+def test_no_framework_is_imported_to_detect_one():
+    # in a fresh interpreter: import the package, run every loss on NumPy, list imports
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import arraylosses as al
+        p = np.asarray([0.5, 1.0], dtype=np.float32)
+        n = np.asarray([[0.0, 2.0]], dtype=np.float32)
+        for loss in (al.pointwise_loss, al.bpr_loss, al.hinge_loss, al.adaptive_hinge_loss):
+            loss(p, n[0]) if loss is not al.adaptive_hinge_loss else loss(p, n)
+        for loss in (al.regression_loss, al.poisson_loss, al.logistic_loss):
+            loss(np.asarray([1, 0]), p)
+        frameworks = ("torch", "jax", "dask", "cupy", "array_api_strict", "scipy")
+        print(sorted(name for name in frameworks if name in sys.modules))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", [arraylosses.implicit, arraylosses.explicit])
+def test_docstring_examples_run(module):
+    failures, attempted = doctest.testmod(module, raise_on_error=False)
+    assert attempted >= 3
+    assert failures == 0
