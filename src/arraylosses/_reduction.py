@@ -39,7 +39,7 @@ def _weighted(loss: Array, weights: Array, *, xp: Namespace) -> Array:
     # where() rather than a product alone: a masked-out inf or NaN must give 0, not NaN
     if weights.dtype == xp.bool:
         return xp.where(weights, loss, 0.0)
-    return xp.where(weights != 0, loss * weights, 0.0)
+    return xp.where(weights != 0, loss, 0.0) * weights
 
 
 def _masked_mean(weighted_loss: Array, weights: Array, *, xp: Namespace) -> Array:
