@@ -72,18 +72,18 @@ class Backend:
                 ),
                 "other",
             )
-            halves = [
-                getattr(xp, half)
-                for half in ("float16", "bfloat16")
-                if hasattr(xp, half)
-            ]
             # the difference of two half-precision values can overflow: compute in float32
-            compute = xp.float32 if any(dtype == half for half in halves) else dtype
+            is_half = (
+                kind == "real floating"
+                and xp.finfo(dtype).bits < _SINGLE_PRECISION_BITS
+            )
+            compute = xp.float32 if is_half else dtype
             known = self._dtypes[dtype] = (kind, compute)
         return known
 
 
 _BACKENDS: dict[type, Backend] = {}
+_SINGLE_PRECISION_BITS = 32
 
 
 def backend_of(array: object, name: str) -> Backend:
