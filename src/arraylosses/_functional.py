@@ -12,7 +12,7 @@ from typing import Any
 Array = Any
 Namespace = Any
 
-__all__ = ["relu", "sigmoid", "softplus"]
+__all__ = ["relu", "sigmoid"]
 
 
 def sigmoid(x: Array, /, *, xp: Namespace) -> Array:
@@ -20,12 +20,6 @@ def sigmoid(x: Array, /, *, xp: Namespace) -> Array:
     decay = xp.exp(-xp.abs(x))
     # σ(x) = 1 / (1 + e^-|x|) for x ≥ 0, and e^-|x| / (1 + e^-|x|) for x < 0: e^-|x| ≤ 1
     return xp.where(x >= 0, 1.0, decay) / (1.0 + decay)
-
-
-def softplus(x: Array, /, *, xp: Namespace) -> Array:
-    """``log(1 + exp(x))``, without overflow for any ``x``."""
-    # log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
-    return relu(x, xp=xp) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def relu(x: Array, /, *, xp: Namespace) -> Array:

@@ -10,6 +10,7 @@ seen, to fetch the few native primitives that the standard lacks.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,7 +38,7 @@ class Backend:
         Short name of the library, used in error messages.
     xp : namespace
         The array API namespace (array-api-compat's wrapper where one exists).
-    sigmoid, softplus, relu : callable
+    sigmoid, relu : callable
         Elementwise primitives the standard lacks: the library's own where it has
         a stable one, else the standard-only forms of :mod:`._functional`.
     tracks_devices : bool
@@ -47,7 +48,6 @@ class Backend:
     name: str
     xp: Namespace
     sigmoid: Primitive
-    softplus: Primitive
     relu: Primitive
     tracks_devices: bool
     _dtypes: dict[Dtype, tuple[str, Dtype]] = field(default_factory=dict, repr=False)
@@ -120,7 +120,6 @@ def _resolve(array: object, name: str) -> Backend:
         raise TypeError(msg) from error
 
     sigmoid: Primitive = partial(_functional.sigmoid, xp=xp)
-    softplus: Primitive = partial(_functional.softplus, xp=xp)
     relu: Primitive = partial(_functional.relu, xp=xp)
     tracks_devices = True
     if array_api_compat.is_numpy_namespace(xp):
@@ -131,12 +130,14 @@ def _resolve(array: object, name: str) -> Backend:
         tracks_devices = False
     elif array_api_compat.is_torch_namespace(xp):
         name_of_library = "torch"
-        torch = importlib.import_module("torch")
+        # the array is a tensor, so torch is imported; torch.compile traces this
+        # lookup on a first compiled call, and it can't trace import machinery
+        torch = sys.modules["torch"]
         sigmoid, relu = torch.sigmoid, torch.relu
     elif array_api_compat.is_jax_namespace(xp):
         name_of_library = "jax"
         jax_nn = importlib.import_module("jax.nn")
-        sigmoid, softplus, relu = jax_nn.sigmoid, jax_nn.softplus, jax_nn.relu
+        sigmoid, relu = jax_nn.sigmoid, jax_nn.relu
     elif array_api_compat.is_cupy_namespace(xp):
         name_of_library = "cupy"
         special = importlib.import_module("cupyx.scipy.special")
@@ -148,7 +149,6 @@ def _resolve(array: object, name: str) -> Backend:
         name=name_of_library,
         xp=xp,
         sigmoid=sigmoid,
-        softplus=softplus,
         relu=relu,
         tracks_devices=tracks_devices,
     )

@@ -68,7 +68,7 @@ def broadcast_pair(
             "shapes, or one that broadcasts to the other"
         )
         raise ValueError(msg)
-    if shape not in (first_shape, second_shape):
+    if not (_same(shape, first_shape) or _same(shape, second_shape)):
         msg = (
             f"{first} with shape {format_shape(first_shape)} and {second} with shape "
             f"{format_shape(second_shape)} broadcast to {format_shape(shape)}, an outer "
@@ -81,7 +81,8 @@ def broadcast_pair(
 
 def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
     """The mask must broadcast to the elementwise loss's shape, not beyond it."""
-    if mask_shape != loss_shape and _broadcast(mask_shape, loss_shape) != loss_shape:
+    broadcast = _broadcast(mask_shape, loss_shape)
+    if broadcast is None or not _same(broadcast, loss_shape):
         msg = (
             f"mask with shape {format_shape(mask_shape)} does not broadcast to the "
             f"shape of the elementwise loss, {format_shape(loss_shape)}"
@@ -104,6 +105,14 @@ def check_negatives_shape(
     if shape[0] == 0:
         msg = f"{name} with shape {format_shape(shape)} has no negatives on its leading axis"
         raise ValueError(msg)
+
+
+def _same(first: Shape, second: Shape) -> bool:
+    """Equal shapes, where two unknown dimensions count as equal (Dask's NaNs never are)."""
+    return len(first) == len(second) and all(
+        a == b or (_unknown(a) and _unknown(b))
+        for a, b in zip(first, second, strict=True)
+    )
 
 
 def _unknown(dim: object) -> bool:

@@ -223,5 +223,8 @@ def logistic_loss(
     )
     xp, observed, logit = call.xp, call.first, call.second
     positive = xp.clip(observed, 0.0, 1.0)
-    # max(x, 0) + log1p(e^-|x|) = log(1 + e^x), the softplus
-    return call.finish(call.backend.softplus(logit) - logit * positive)
+    # -z·log σ(x) - (1 - z)·log(1 - σ(x)) = max(x, 0) - x·z + log1p(e^-|x|), summed
+    # in this order so that a confident right answer keeps its tiny loss exactly
+    return call.finish(
+        call.backend.relu(logit) - logit * positive + xp.log1p(xp.exp(-xp.abs(logit)))
+    )
