@@ -1,0 +1,408 @@
+"""The losses under program transformations: ``jax.jit``, ``jax.vmap``,
+``torch.compile(fullgraph=True)`` and Dask's lazy graphs.
+
+Each class applies to one backend and skips the others. The JAX and PyTorch tests
+apply the transformation themselves, to the functions reached as attributes of the
+module (``al.bpr_loss``), which the conftest's ``lazy_xp_function`` patching leaves
+alone. The Dask tests call both those (under a scheduler that refuses to compute)
+and the tagged globals (which the conftest's patch makes refuse to compute).
+
+Expected values: Spotlight's formulas in float64 (the references in ``support.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+import support
+from array_api_extra.testing import lazy_xp_function
+
+import arraylosses as al
+from arraylosses import (
+    adaptive_hinge_loss,
+    bpr_loss,
+    hinge_loss,
+    logistic_loss,
+    pointwise_loss,
+    poisson_loss,
+    regression_loss,
+)
+
+for _loss in (
+    adaptive_hinge_loss,
+    bpr_loss,
+    hinge_loss,
+    logistic_loss,
+    pointwise_loss,
+    poisson_loss,
+    regression_loss,
+):
+    lazy_xp_function(_loss)
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class Case(NamedTuple):
+    """One loss with its options, its float64 reference and the inputs it suits."""
+
+    id: str
+    name: str  # the function's name in arraylosses
+    reference: Callable[..., np.ndarray]  # elementwise L, Spotlight's formula
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+CASES = (
+    Case("pointwise", "pointwise_loss", support.ref_pointwise),
+    Case("bpr", "bpr_loss", support.ref_bpr),
+    Case("hinge-margin", "hinge_loss", support.ref_hinge, (("margin", 0.5),)),
+    Case("adaptive_hinge", "adaptive_hinge_loss", support.ref_adaptive_hinge),
+    Case("regression", "regression_loss", support.ref_regression),
+    Case("poisson", "poisson_loss", support.ref_poisson),
+    Case("poisson-log", "poisson_loss", support.ref_poisson, (("log_input", True),)),
+    Case("logistic", "logistic_loss", support.ref_logistic),
+)
+CASE_IDS = [case.id for case in CASES]
+
+
+def _draw(case: Case, rng: np.random.Generator, shape, *, batch_axis: int = 0):
+    """Inputs of ``shape`` for ``case``; adaptive hinge gets 3 negatives, stacked on
+    the axis just after the first ``batch_axis`` axes."""
+    if case.id in {"poisson", "poisson-log", "regression"}:
+        first = rng.integers(0, 5, shape).astype(np.float64)
+    elif case.id == "logistic":
+        first = rng.choice([-1.0, 1.0], shape)
+    else:
+        first = rng.normal(0.0, 2.0, shape)
+    if case.id == "poisson":
+        second = rng.uniform(0.1, 4.0, shape)
+    elif case.name == "adaptive_hinge_loss":
+        stacked = (*shape[:batch_axis], 3, *shape[batch_axis:])
+        second = rng.normal(0.0, 2.0, stacked)
+    else:
+        second = rng.normal(0.0, 2.0, shape)
+    return first, second
+
+
+def _expected(case: Case, first, second, mask, reduction):
+    # expected: Spotlight's formula in float64 (support.ref_*), reduced by ref_reduce
+    return support.ref_reduce(
+        case.reference(first, second, **case.kwargs), mask, reduction
+    )
+
+
+def _skip_unless(xp, backend: str, what: str) -> None:
+    name = support.backend_of(xp)
+    if name != backend:
+        pytest.skip(f"{what} applies to {backend} arrays only, not {name}")
+
+
+def _shape(reduction: str, shape) -> tuple[int, ...]:
+    return tuple(shape) if reduction == "none" else ()
+
+
+# --- JAX -----------------------------------------------------------------------------
+
+
+class TestJaxJit:
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_explicit_jit_with_static_options(self, xp, case, reduction, masked):
+        _skip_unless(xp, "jax", "jax.jit")
+        import jax
+
+        rng = np.random.default_rng(3)
+        first, second = _draw(case, rng, (3, 4))
+        mask = rng.uniform(0.0, 2.0, (3, 4)) if masked else None
+        static = ("reduction", *case.kwargs)
+        jitted = jax.jit(getattr(al, case.name), static_argnames=static)
+        args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
+        mask_xp = None if mask is None else support.asarray(xp, mask, xp.float32)
+
+        result = jitted(*args, mask_xp, reduction=reduction, **case.kwargs)
+
+        support.assert_close(
+            result,
+            _expected(case, first, second, mask, reduction),
+            xp=xp,
+            like=args[1],
+            shape=_shape(reduction, (3, 4)),
+        )
+
+    def test_the_options_must_be_static_under_jit(self, xp):
+        # a traced reduction cannot choose a Python branch: jit refuses it as jit does
+        _skip_unless(xp, "jax", "jax.jit")
+        import jax
+
+        p = support.asarray(xp, [1.0, 2.0], xp.float32)
+        with pytest.raises(TypeError, match="reduction"):
+            jax.jit(al.bpr_loss)(p, p, reduction="sum")
+
+
+class TestJaxVmap:
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_vmap_over_a_leading_batch_axis(self, xp, case, reduction, masked):
+        _skip_unless(xp, "jax", "jax.vmap")
+        import jax
+
+        batch, width = 4, 5
+        rng = np.random.default_rng(17)
+        # adaptive hinge: negatives (B, k, T), so that each row's are (k, T)
+        first, second = _draw(case, rng, (batch, width), batch_axis=1)
+        mask = rng.uniform(0.0, 2.0, (batch, width)) if masked else None
+        if mask is not None:
+            mask[1] = 0.0  # one row entirely masked: its mean is 0
+        args = [support.asarray(xp, a, xp.float64) for a in (first, second)]
+        mask_xp = None if mask is None else support.asarray(xp, mask, xp.float64)
+        function = getattr(al, case.name)
+
+        def per_row(f, s, m):
+            return function(f, s, m, reduction=reduction, **case.kwargs)
+
+        in_axes = (0, 0, None if mask is None else 0)
+        result = jax.vmap(per_row, in_axes=in_axes)(*args, mask_xp)
+
+        # expected: the reference applied row by row
+        expected = np.stack(
+            [
+                _expected(
+                    case,
+                    first[b],
+                    second[b],
+                    None if mask is None else mask[b],
+                    reduction,
+                )
+                for b in range(batch)
+            ]
+        )
+        shape = (batch, width) if reduction == "none" else (batch,)
+        support.assert_close(result, expected, xp=xp, like=args[1], shape=shape)
+
+
+# --- PyTorch -------------------------------------------------------------------------
+
+# The default (inductor) backend generates and compiles C++: slow, so only for two
+# losses; aot_eager still traces through AOTAutograd with fullgraph=True for the rest.
+COMPILED = [
+    pytest.param(
+        case,
+        "inductor" if case.id in {"bpr", "regression"} else "aot_eager",
+        id=case.id,
+    )
+    for case in CASES
+]
+
+
+class TestTorchCompile:
+    # importing inductor trips a deprecation inside torch itself, not in arraylosses
+    @pytest.mark.filterwarnings(
+        "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+    )
+    @pytest.mark.parametrize(("case", "compiler"), COMPILED)
+    def test_fullgraph_compile(self, xp, case, compiler):
+        _skip_unless(xp, "torch", "torch.compile")
+        import torch
+
+        rng = np.random.default_rng(23)
+        first, second = _draw(case, rng, (3, 4))
+        mask = rng.uniform(0.0, 2.0, (3, 4))
+        mask[0] = 0.0
+        args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
+        mask_xp = support.asarray(xp, mask, xp.float32)
+        function = getattr(al, case.name)
+        # one eager call first: the namespace of torch.Tensor is then known (see
+        # test_compile_before_any_eager_call for the other order)
+        function(*args, mask_xp, **case.kwargs)
+        torch._dynamo.reset()
+        compiled = torch.compile(function, fullgraph=True, backend=compiler)
+
+        for reduction in ("mean", "none"):
+            result = compiled(*args, mask_xp, reduction=reduction, **case.kwargs)
+            support.assert_close(
+                result,
+                _expected(case, first, second, mask, reduction),
+                xp=xp,
+                like=args[1],
+                shape=_shape(reduction, (3, 4)),
+            )
+
+    def test_no_graph_break_for_bpr_with_a_mask(self, xp):
+        _skip_unless(xp, "torch", "torch._dynamo.explain")
+        import torch
+
+        p = support.asarray(xp, [[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]], xp.float32)
+        n = support.asarray(xp, [[1.0, 0.0, -2.0], [0.5, 0.5, 0.5]], xp.float32)
+        for mask in (
+            support.asarray(xp, [[1.0, 0.0, 2.0], [0.5, 1.0, 1.0]], xp.float32),
+            support.asarray(xp, [[True, False, True], [True, True, False]], xp.bool),
+        ):
+            al.bpr_loss(p, n, mask)  # eager first, as in test_fullgraph_compile
+            torch._dynamo.reset()
+            explanation = torch._dynamo.explain(al.bpr_loss)(p, n, mask)
+            assert explanation.graph_break_count == 0, explanation.break_reasons
+            assert explanation.graph_count == 1
+
+    def test_compile_before_any_eager_call(self, xp):
+        # A program whose first call of a loss is a compiled one: dynamo then traces
+        # the namespace lookup too. It must compile with fullgraph=True, and without
+        # warnings but Dynamo's note on lru_cache (a fresh interpreter is the only way
+        # to be before the first call).
+        _skip_unless(xp, "torch", "torch.compile")
+        script = textwrap.dedent(
+            """
+            import warnings
+            import torch
+            import arraylosses
+            warnings.simplefilter("error")
+            # Dynamo traces array-api-compat's lru_cache'd type lookups on this first
+            # call only (after it, arraylosses' own cache answers) and says so, once
+            # per helper; it traces through them correctly, with no graph break
+            warnings.filterwarnings(
+                "ignore", "Dynamo detected a call to a `functools.lru_cache`", UserWarning
+            )
+            p = torch.tensor([0.5, -1.0, 2.0])
+            n = torch.tensor([1.0, 0.0, -2.0])
+            compiled = torch.compile(arraylosses.bpr_loss, fullgraph=True, backend="aot_eager")
+            print(float(compiled(p, n)))
+            """
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            # the subprocess imports the arraylosses these tests import
+            env={
+                **os.environ,
+                "PYTHONPATH": str(Path(al.__file__).resolve().parents[1]),
+            },
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        # expected: Spotlight's formula in float64 (support.ref_bpr)
+        expected = support.ref_bpr(
+            np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, -2.0])
+        )
+        np.testing.assert_allclose(float(done.stdout), expected.mean(), rtol=1e-6)
+
+
+# --- Dask ----------------------------------------------------------------------------
+
+
+def _refuse_to_compute(dsk, keys, **kwargs):  # noqa: ARG001 - a dask scheduler's signature
+    msg = "a loss computed part of its Dask graph while building it"
+    raise AssertionError(msg)
+
+
+class TestDaskLaziness:
+    def _inputs(self, xp, case):
+        import dask.array as da
+
+        rng = np.random.default_rng(29)
+        first, second = _draw(case, rng, (4, 6))
+        mask = rng.uniform(0.0, 2.0, (4, 6))
+        mask[:, 0] = 0.0
+        arrays = [xp.asarray(da.from_array(a, chunks=2)) for a in (first, second, mask)]
+        return (first, second, mask), arrays
+
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_a_call_computes_nothing(self, xp, case):
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask
+
+        (first, second, mask), (first_d, second_d, mask_d) = self._inputs(xp, case)
+        function = getattr(al, case.name)
+        results = {}
+        with dask.config.set(scheduler=_refuse_to_compute):
+            for reduction in REDUCTIONS:
+                for weights in (None, mask_d):
+                    key = (reduction, weights is not None)
+                    results[key] = function(
+                        first_d, second_d, weights, reduction=reduction, **case.kwargs
+                    )
+            # the scheduler does refuse: this test could fail
+            with pytest.raises(AssertionError, match="computed part"):
+                results["mean", True].compute()
+
+        for (reduction, masked), result in results.items():
+            weights = mask if masked else None
+            support.assert_close(
+                result,  # computed here, with the default scheduler
+                _expected(case, first, second, weights, reduction),
+                xp=xp,
+                like=second_d,
+                shape=_shape(reduction, (4, 6)),
+            )
+            # and the package on the same values as NumPy arrays (backends agree)
+            on_numpy = function(
+                first, second, weights, reduction=reduction, **case.kwargs
+            )
+            np.testing.assert_allclose(
+                support.to_numpy(result), on_numpy, rtol=1e-12, atol=1e-13
+            )
+            if reduction == "none":
+                assert (
+                    result.chunks == first_d.chunks
+                )  # 'none' keeps the input chunking
+
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_tagged_call_computes_nothing(self, xp, case):
+        # the tagged globals raise if they compute anything (lazy_xp_function's patch)
+        _skip_unless(xp, "dask", "dask laziness")
+        (first, second, mask), (first_d, second_d, mask_d) = self._inputs(xp, case)
+        function = globals()[case.name]
+        assert function is not getattr(
+            al, case.name
+        )  # the conftest's wrapper is in place
+        for reduction in REDUCTIONS:
+            result = function(
+                first_d, second_d, mask_d, reduction=reduction, **case.kwargs
+            )
+            support.assert_close(
+                result,
+                _expected(case, first, second, mask, reduction),
+                xp=xp,
+                like=second_d,
+                shape=_shape(reduction, (4, 6)),
+            )
+            if reduction == "none":
+                assert result.chunks == first_d.chunks
+
+    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+    @pytest.mark.parametrize("reduction", ["mean", "sum"])
+    def test_unknown_chunk_sizes(self, xp, reduction, masked):
+        # boolean selection leaves Dask arrays whose length is unknown (NaN) until
+        # computed; the checks must take such a dimension as fitting, not refuse it
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask
+        import dask.array as da
+
+        rng = np.random.default_rng(37)
+        p, n, w = rng.normal(size=12), rng.normal(size=12), rng.uniform(0.5, 2.0, 12)
+        keep = p > -0.5
+        select = xp.asarray(da.from_array(keep, chunks=4))
+        p_d, n_d, w_d = (
+            xp.asarray(da.from_array(a, chunks=4))[select] for a in (p, n, w)
+        )
+        assert np.isnan(p_d.shape[0])
+        with dask.config.set(scheduler=_refuse_to_compute):
+            result = al.bpr_loss(p_d, n_d, w_d if masked else None, reduction=reduction)
+        # expected: Spotlight's formula in float64 (support.ref_bpr) on the kept elements
+        expected = support.ref_reduce(
+            support.ref_bpr(p[keep], n[keep]), w[keep] if masked else None, reduction
+        )
+        support.assert_close(result, expected, xp=xp, like=p_d)
