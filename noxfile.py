@@ -7,8 +7,12 @@
 ``nox`` with no arguments runs every default session: the test suite once per
 backend environment (``tests-numpy``, ``tests-strict``, ``tests-torch``,
 ``tests-jax``, ``tests-dask``, ``tests-cupy``; the last skips itself where
-there is no NVIDIA GPU) and ``lint``. ``nox -t tests`` runs only the tests.
-Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``.
+there is no NVIDIA GPU), ``lint`` and ``conformance`` (the parity suite of
+``conformance/`` on every CPU backend). ``nox -t tests`` runs only the tests.
+Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``,
+or to ``python -m conformance``, e.g. ``nox -s conformance -- --dtypes float32``.
+``nox -s bench``, never run by default, times the losses against hand-written
+code (``benchmarks/``); arguments after ``--`` go to ``benchmarks/run.py``.
 
 Every pip install is constrained by ``constraints/test.txt`` (it pins torch to
 the CPU wheel on this project's machines). The plain virtualenv/pip backend is
@@ -125,6 +129,43 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
     # Exits non-zero when any check that is not ignored in pyproject.toml fails.
     session.run("sp-repo-review", ".")
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The parity suite: every CPU backend against independent references.
+
+    Installs the package (not editable), every CPU backend and both peers
+    (torch.nn.functional, optax), then runs ``python -m conformance`` from the
+    repository root with every backend and peer required; it prints the tables
+    and writes its JSON report to ``.nox/conformance/tmp/conformance.json``.
+    Arguments after ``--`` replace or add options, e.g. ``-- --device cuda``.
+    """
+    _install(session, ".", *nox.project.dependency_groups(PYPROJECT, "conformance"))
+    report = Path(session.create_tmp()) / "conformance.json"
+    session.run(
+        "python",
+        "-m",
+        "conformance",
+        "--backends",
+        "all",
+        "--require-peers",
+        "--json",
+        str(report),
+        *session.posargs,
+    )
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Time the losses against hand-written idioms; not run by plain ``nox``.
+
+    Writes benchmarks/results/ (results.md, results.json, ratios.png) and prints
+    the tables. Arguments after ``--`` go to the runner, e.g.
+    ``nox -s bench -- --quick --backends numpy,torch --out /tmp/bench``.
+    """
+    _install(session, ".[numpy,torch,jax]", "jax[cpu]", "matplotlib")
+    session.run("python", "benchmarks/run.py", *session.posargs)
 
 
 if __name__ == "__main__":
