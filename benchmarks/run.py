@@ -1,0 +1,776 @@
+#!/usr/bin/env python3
+"""Time arraylosses against the code users write by hand, on every backend.
+
+Run it with ``nox -s bench`` (which installs everything), or directly::
+
+    python benchmarks/run.py [--backends numpy,torch,jax,torch-compile]
+                             [--sizes 256,4096,1000000] [--sequence 256x50]
+                             [--losses bpr,hinge,...] [--quick] [--out DIR]
+
+Each backend runs in its own process (so that one library's thread pools do
+not meet another's); within it, ours and the idiom alternate call batch by
+call batch (see ``harness.py``). It measures, per backend:
+
+* the seven losses against the backend's idiom (``idioms.py``) at each size,
+  and at Spotlight's sequence shape with a padding mask: median of per-round
+  ratios ours / idiom;
+* NumPy and PyTorch: dispatch and validation overhead, a call on 1-element
+  arrays less arraylosses' bare operations on the same arrays;
+* peak memory of one call, ours against the idiom, at 1,000,000 elements;
+* ``jax.jit`` and ``torch.compile``: hinge and regression at 10,000,000
+  elements against one pass that reads both inputs (the memory floor).
+
+It writes ``results.md``, ``results.json`` and ``ratios.png`` to ``--out``
+and prints the Markdown. It exits 1 if any measurement failed (the tables say
+which), never because a target was missed: benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import harness
+import idioms
+import report
+
+HERE = Path(__file__).resolve().parent
+BACKENDS = ("numpy", "torch", "jax", "torch-compile")
+DEFAULT_SIZES = (256, 4_096, 1_000_000)
+DEFAULT_SEQUENCE = (256, 50)
+MEMORY_SIZE = 1_000_000
+FLOOR_SIZE = 10_000_000
+FLOOR_LOSSES = ("hinge", "regression")
+# the observed and predicted values agree with the idiom's to this relative tolerance
+# (float32 sums of up to 10^7 terms, summed in different orders)
+RTOL = 1e-4
+
+Fn = Callable[..., Any]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parse(argv)
+    if options.worker is not None:
+        return _worker_main(options)
+    return _orchestrate(options)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--backends",
+        type=_names(BACKENDS),
+        default=BACKENDS,
+        help=f"comma-separated, from {','.join(BACKENDS)} (default: all)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=DEFAULT_SIZES,
+        help="comma-separated element counts of 1-D inputs (default: 256,4096,1000000)",
+    )
+    parser.add_argument(
+        "--sequence",
+        type=_shape,
+        default=DEFAULT_SEQUENCE,
+        help="BxT shape of the masked (batch, sequence) case, or 'none' (default: 256x50)",
+    )
+    parser.add_argument(
+        "--losses",
+        type=_names(idioms.LOSSES),
+        default=idioms.LOSSES,
+        help="comma-separated loss names (default: all seven)",
+    )
+    parser.add_argument(
+        "--memory-size",
+        type=int,
+        default=MEMORY_SIZE,
+        help="elements of the peak-memory comparison (default: 1000000)",
+    )
+    parser.add_argument(
+        "--floor-size",
+        type=int,
+        default=FLOOR_SIZE,
+        help="elements of the memory-floor comparison (default: 10000000)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few rounds per comparison: a smoke run, not a measurement",
+    )
+    parser.add_argument("--seed", type=int, default=20_240_901, help="input seed")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="directory for results.md, results.json, ratios.png "
+        "(default: benchmarks/results)",
+    )
+    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _names(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in text.split(",") if name.strip())
+        unknown = [name for name in names if name not in allowed]
+        if unknown or not names:
+            msg = f"expected some of {', '.join(allowed)}; got {text!r}"
+            raise argparse.ArgumentTypeError(msg)
+        return names
+
+    return parse
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(size.replace("_", "")) for size in text.split(",") if size)
+    except ValueError:
+        sizes = ()
+    if any(size < 1 for size in sizes):
+        sizes = ()
+    if not sizes:
+        msg = f"expected comma-separated positive integers; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return sizes
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    if text.lower() == "none":
+        return ()
+    try:
+        batch, length = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        batch = length = 0
+    if batch < 1 or length < 1:
+        msg = f"expected BxT, e.g. 256x50, or 'none'; got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return (batch, length)
+
+
+# ------------------------------------------------------------------ orchestrator
+
+
+def _orchestrate(options: argparse.Namespace) -> int:
+    results: dict[str, Any] = {
+        "environment": _environment(),
+        "settings": {
+            "sizes": list(options.sizes),
+            "sequence": list(options.sequence),
+            "losses": list(options.losses),
+            "memory_size": options.memory_size,
+            "floor_size": options.floor_size,
+            "quick": options.quick,
+            "seed": options.seed,
+            "negatives": idioms.NEGATIVES,
+        },
+        "backends": {},
+    }
+    for backend in options.backends:
+        _progress(f"== {backend} ==")
+        load_before = _load_average()
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "result.json"
+            command = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                *_common_arguments(options),
+                "--worker",
+                backend,
+                "--worker-out",
+                str(out),
+            ]
+            status = subprocess.run(command, check=False).returncode
+            if status == 0 and out.exists():
+                outcome = json.loads(out.read_text(encoding="utf-8"))
+            else:
+                outcome = {
+                    "error": f"the {backend} process exited with status {status}; "
+                    "its messages were printed above the tables"
+                }
+        outcome["load_average"] = {"before": load_before, "after": _load_average()}
+        outcome["seconds"] = round(time.monotonic() - started, 1)
+        _progress(f"== {backend}: {outcome['seconds']:.0f} s ==")
+        results["backends"][backend] = outcome
+
+    options.out.mkdir(parents=True, exist_ok=True)
+    markdown = report.markdown(results)
+    (options.out / "results.md").write_text(markdown, encoding="utf-8")
+    (options.out / "results.json").write_text(
+        json.dumps(results, indent=1) + "\n", encoding="utf-8"
+    )
+    report.plot(results, options.out / "ratios.png")
+    sys.stdout.write(markdown)
+    _progress(f"wrote results.md, results.json and ratios.png to {options.out}")
+    return 1 if report.errors(results) else 0
+
+
+def _common_arguments(options: argparse.Namespace) -> list[str]:
+    sequence = "x".join(map(str, options.sequence)) if options.sequence else "none"
+    arguments = [
+        "--sizes",
+        ",".join(map(str, options.sizes)),
+        "--sequence",
+        sequence,
+        "--losses",
+        ",".join(options.losses),
+        "--memory-size",
+        str(options.memory_size),
+        "--floor-size",
+        str(options.floor_size),
+        "--seed",
+        str(options.seed),
+        "--out",
+        str(options.out),
+    ]
+    if options.quick:
+        arguments.append("--quick")
+    return arguments
+
+
+def _environment() -> dict[str, Any]:
+    versions = {}
+    for distribution in (
+        "arraylosses",
+        "array-api-compat",
+        "numpy",
+        "torch",
+        "jax",
+        "jaxlib",
+        "matplotlib",
+    ):
+        try:
+            versions[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[distribution] = None
+    spec = importlib.util.find_spec("arraylosses")
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _processor(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+        "arraylosses_path": None if spec is None else spec.origin,
+        "commit": _git_commit(),
+    }
+
+
+def _processor() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _git_commit() -> str | None:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head} (src/ modified)" if dirty else head
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------------------ worker
+
+
+@dataclass
+class Backend:
+    """How to run ours, the idiom and the floor on one library."""
+
+    name: str
+    convert: Callable[[Any], Any]
+    ours: Callable[[str], Fn]
+    idiom: Callable[[str], Fn]
+    timed: Callable[[Fn], Fn]
+    peak_bytes: Callable[[Fn, tuple[Any, ...]], int]
+    memory_method: str
+    bare: dict[str, Fn] | None = None
+    floor: Callable[[], Fn] | None = None
+    reset: Callable[[], None] = lambda: None
+    info: dict[str, Any] = field(default_factory=dict)
+    # runs a function's first call; returns its value and, where the backend
+    # compiles, how many graph breaks that compilation had (else None)
+    first_call: Callable[[Fn, tuple[Any, ...]], tuple[Any, int | None]] = (
+        lambda fn, args: (fn(*args), None)
+    )
+
+
+def _loss(name: str) -> Fn:
+    import arraylosses
+
+    function: Fn = getattr(arraylosses, f"{name}_loss")
+    return function
+
+
+def _numpy_backend() -> Backend:
+    import numpy as np
+
+    ours_by_name = {name: _loss(name) for name in idioms.LOSSES}
+    idiom_by_name = idioms.numpy_idioms()
+    return Backend(
+        name="numpy",
+        convert=np.ascontiguousarray,
+        ours=ours_by_name.__getitem__,
+        idiom=idiom_by_name.__getitem__,
+        timed=lambda fn: fn,
+        peak_bytes=harness.numpy_peak_bytes,
+        memory_method="tracemalloc",
+        bare=idioms.numpy_bare(),
+    )
+
+
+def _torch_backend(*, compiled: bool) -> Backend:
+    import torch
+    import torch._dynamo
+
+    idiom_by_name = idioms.torch_idioms()
+    info = {"threads": torch.get_num_threads()}
+
+    def convert(array: Any) -> Any:
+        return torch.from_numpy(array.copy())
+
+    if not compiled:
+        return Backend(
+            name="torch",
+            convert=convert,
+            ours=_loss,
+            idiom=idiom_by_name.__getitem__,
+            timed=lambda fn: fn,
+            peak_bytes=harness.torch_peak_bytes,
+            memory_method="torch.profiler, profile_memory",
+            bare=idioms.torch_bare(),
+            info=info,
+        )
+
+    from torch._dynamo.utils import counters
+
+    def compile_(fn: Fn) -> Fn:
+        # the default inductor backend, one static shape per compilation
+        compiled_fn: Fn = torch.compile(fn, dynamic=False)
+        return compiled_fn
+
+    def first_call(fn: Fn, args: tuple[Any, ...]) -> tuple[Any, int | None]:
+        counters.clear()
+        value = fn(*args)
+        return value, sum(counters["graph_break"].values())
+
+    # A loss compiled before any eager call resolves its namespace while
+    # Dynamo traces: record what that costs, then resolve it eagerly once, so
+    # that every cell below measures the same steady state whatever its order.
+    small = (torch.zeros(4), torch.ones(4))
+    try:
+        _, info["graph_breaks_before_any_eager_call"] = first_call(
+            compile_(_loss("bpr")), small
+        )
+    except Exception as error:  # noqa: BLE001  # the report shows it
+        traceback.print_exc()
+        info["graph_breaks_before_any_eager_call"] = f"failed ({error!r})"[:200]
+    torch._dynamo.reset()
+    for name in idioms.LOSSES:
+        first = torch.zeros((4, 4)) if name == "adaptive_hinge" else small[1]
+        _loss(name)(small[0], first)
+        _loss(name)(small[0], first, small[0] > 0)
+
+    return Backend(
+        name="torch-compile",
+        convert=convert,
+        ours=lambda name: compile_(_loss(name)),
+        idiom=lambda name: compile_(idiom_by_name[name]),
+        timed=lambda fn: fn,
+        peak_bytes=harness.torch_peak_bytes,
+        memory_method="torch.profiler, profile_memory",
+        floor=lambda: compile_(idioms.torch_floor),
+        # a fresh cache per comparison: no guard list grows across shapes and
+        # losses, and no recompile limit sends a function back to eager
+        reset=torch._dynamo.reset,
+        info=info,
+        first_call=first_call,
+    )
+
+
+def _jax_backend() -> Backend:
+    import jax
+
+    idiom_by_name = idioms.jax_idioms()
+
+    def convert(array: Any) -> Any:
+        return jax.block_until_ready(jax.device_put(array))
+
+    def timed(jitted: Fn) -> Fn:
+        def call(*args: Any) -> Any:
+            return jitted(*args).block_until_ready()
+
+        return call
+
+    return Backend(
+        name="jax",
+        convert=convert,
+        ours=lambda name: jax.jit(_loss(name)),
+        idiom=lambda name: jax.jit(idiom_by_name[name]),
+        timed=timed,
+        peak_bytes=harness.jax_peak_bytes,
+        memory_method="XLA memory_analysis()",
+        floor=lambda: jax.jit(idioms.jax_floor),
+        info={"devices": [str(device) for device in jax.devices()]},
+    )
+
+
+def _make_backend(name: str) -> Backend:
+    if name == "numpy":
+        return _numpy_backend()
+    if name == "jax":
+        return _jax_backend()
+    return _torch_backend(compiled=name == "torch-compile")
+
+
+def _inputs(
+    loss: str, shape: tuple[int, ...], *, masked: bool, seed: Sequence[int]
+) -> tuple[Any, ...]:
+    """Seeded float32 inputs: predictions N(0, 1), ratings 1..5, observations ±1."""
+    import numpy as np
+
+    rng = np.random.default_rng(list(seed))
+    float32 = np.float32
+    if loss in idioms.IMPLICIT:
+        first = rng.standard_normal(shape, dtype=float32)
+        negatives = (idioms.NEGATIVES, *shape) if loss == "adaptive_hinge" else shape
+        second = rng.standard_normal(negatives, dtype=float32)
+    elif loss == "logistic":
+        first = rng.choice(np.asarray([-1.0, 1.0], dtype=float32), size=shape)
+        second = rng.standard_normal(shape, dtype=float32)
+    else:
+        first = rng.integers(1, 6, size=shape).astype(float32)
+        low = 0.5 if loss == "poisson" else 1.0  # Poisson: a positive rate
+        second = rng.uniform(low, 5.0, size=shape).astype(float32)
+    if not masked:
+        return (first, second)
+    # a padding mask: each sequence has a random length, True on its real entries
+    batch, length = shape
+    lengths = rng.integers(1, length + 1, size=batch)
+    mask = np.arange(length)[None, :] < lengths[:, None]
+    return (first, second, mask)
+
+
+def _seed(options: argparse.Namespace, *parts: object) -> list[int]:
+    text = "/".join(map(str, parts))
+    return [options.seed, *text.encode()]
+
+
+def _worker_main(options: argparse.Namespace) -> int:
+    backend = _make_backend(options.worker)
+    plan = harness.QUICK if options.quick else harness.FULL
+    outcome: dict[str, Any] = {
+        "name": backend.name,
+        "info": backend.info,
+        "memory_method": backend.memory_method,
+        "rounds": {"max": plan.max_rounds, "min": plan.min_rounds},
+        "ratios": [],
+        "memory": [],
+        "overhead": [],
+        "floor": [],
+    }
+    cases: list[tuple[tuple[int, ...], bool]] = [
+        ((size,), False) for size in options.sizes
+    ]
+    if options.sequence:
+        cases.append((tuple(options.sequence), True))
+
+    for shape, masked in cases:
+        for loss in options.losses:
+            label = {"loss": loss, **_case_fields(shape, masked)}
+            measure_memory = not masked and shape == (options.memory_size,)
+            cell = _guarded(
+                backend,
+                label,
+                _ratio_cell,
+                backend,
+                plan,
+                options,
+                loss,
+                shape,
+                masked,
+                measure_memory,
+            )
+            memory = cell.pop("memory", None)
+            outcome["ratios"].append(cell)
+            _progress(_describe(backend.name, cell))
+            if measure_memory:
+                memory = memory or {**label, "error": cell.get("error", "?")}
+                outcome["memory"].append(memory)
+                _progress(_describe(backend.name, memory))
+
+    if options.memory_size not in options.sizes:
+        for loss in options.losses:
+            label = {"loss": loss, **_case_fields((options.memory_size,), False)}
+            cell = _guarded(backend, label, _memory_cell, backend, options, loss)
+            outcome["memory"].append(cell)
+            _progress(_describe(backend.name, cell))
+
+    if backend.bare is not None:
+        for loss in options.losses:
+            label = {"loss": loss, **_case_fields((1,), False)}
+            cell = _guarded(
+                backend, label, _overhead_cell, backend, plan, options, loss
+            )
+            outcome["overhead"].append(cell)
+            _progress(_describe(backend.name, cell))
+
+    if backend.floor is not None:
+        for loss in FLOOR_LOSSES:
+            if loss in options.losses:
+                label = {"loss": loss, **_case_fields((options.floor_size,), False)}
+                cell = _guarded(
+                    backend, label, _floor_cell, backend, plan, options, loss
+                )
+                outcome["floor"].append(cell)
+                _progress(_describe(backend.name, cell))
+
+    options.worker_out.write_text(json.dumps(outcome), encoding="utf-8")
+    return 0
+
+
+def _guarded(
+    backend: Backend,
+    label: dict[str, Any],
+    measure: Callable[..., dict[str, Any]],
+    *args: Any,
+) -> dict[str, Any]:
+    """Run one measurement; a failure becomes an ``error`` entry, not a crash."""
+    try:
+        return measure(*args)
+    except Exception as error:  # noqa: BLE001  # the table reports it
+        traceback.print_exc()
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        return {**label, "error": message}
+    finally:
+        backend.reset()
+
+
+def _case_fields(shape: tuple[int, ...], masked: bool) -> dict[str, Any]:
+    return {"shape": list(shape), "elements": math.prod(shape), "masked": masked}
+
+
+def _prepare(
+    backend: Backend,
+    options: argparse.Namespace,
+    loss: str,
+    shape: tuple[int, ...],
+    *,
+    masked: bool,
+) -> tuple[Fn, Fn, tuple[Any, ...], dict[str, Any]]:
+    """Build ours and the idiom on one case's inputs, run each once, compare values."""
+    backend.reset()
+    arrays = _inputs(
+        loss, shape, masked=masked, seed=_seed(options, loss, shape, masked)
+    )
+    args = tuple(backend.convert(array) for array in arrays)
+    ours, idiom = backend.ours(loss), backend.idiom(loss)
+    # the first calls also compile, under jax.jit and torch.compile
+    ours_value, ours_breaks = backend.first_call(ours, args)
+    idiom_value, idiom_breaks = backend.first_call(idiom, args)
+    check = {
+        "ours_value": float(ours_value),
+        "idiom_value": float(idiom_value),
+        "values_agree": math.isclose(
+            float(ours_value), float(idiom_value), rel_tol=RTOL, abs_tol=1e-6
+        ),
+    }
+    if ours_breaks is not None:
+        check["graph_breaks"] = {"ours": ours_breaks, "idiom": idiom_breaks}
+    return ours, idiom, args, check
+
+
+def _ratio_cell(
+    backend: Backend,
+    plan: harness.Plan,
+    options: argparse.Namespace,
+    loss: str,
+    shape: tuple[int, ...],
+    masked: bool,
+    measure_memory: bool,
+) -> dict[str, Any]:
+    ours, idiom, args, check = _prepare(backend, options, loss, shape, masked=masked)
+    timing = harness.interleave(
+        [(backend.timed(ours), args), (backend.timed(idiom), args)], plan
+    )
+    ratio, low, high = timing.ratio(0, 1)
+    cell = {
+        "loss": loss,
+        **_case_fields(shape, masked),
+        "inner": timing.inner,
+        "rounds": timing.rounds,
+        "ours_us": timing.median_us(0),
+        "idiom_us": timing.median_us(1),
+        "ratio": ratio,
+        "ratio_low": low,
+        "ratio_high": high,
+        **check,
+    }
+    if measure_memory:
+        try:
+            cell["memory"] = _memory_of(backend, loss, shape, ours, idiom, args)
+        except Exception as error:  # noqa: BLE001  # the table reports it
+            traceback.print_exc()
+            message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+            cell["memory"] = {
+                "loss": loss,
+                **_case_fields(shape, masked),
+                "error": message,
+            }
+    return cell
+
+
+def _memory_cell(
+    backend: Backend, options: argparse.Namespace, loss: str
+) -> dict[str, Any]:
+    shape = (options.memory_size,)
+    ours, idiom, args, _ = _prepare(backend, options, loss, shape, masked=False)
+    return _memory_of(backend, loss, shape, ours, idiom, args)
+
+
+def _memory_of(
+    backend: Backend,
+    loss: str,
+    shape: tuple[int, ...],
+    ours: Fn,
+    idiom: Fn,
+    args: tuple[Any, ...],
+) -> dict[str, Any]:
+    return {
+        "loss": loss,
+        "elements": math.prod(shape),
+        "input_bytes": sum(int(array.nbytes) for array in args),
+        "ours_bytes": backend.peak_bytes(ours, args),
+        "idiom_bytes": backend.peak_bytes(idiom, args),
+    }
+
+
+def _overhead_cell(
+    backend: Backend, plan: harness.Plan, options: argparse.Namespace, loss: str
+) -> dict[str, Any]:
+    assert backend.bare is not None  # only called where there are bare ops
+    ours, idiom, args, check = _prepare(backend, options, loss, (1,), masked=False)
+    bare = backend.bare[loss]
+    bare_value = float(bare(*args))
+    timing = harness.interleave([(ours, args), (bare, args), (idiom, args)], plan)
+    overhead, low, high = timing.difference_us(0, 1)
+    return {
+        "loss": loss,
+        "inner": timing.inner,
+        "rounds": timing.rounds,
+        "ours_us": timing.median_us(0),
+        "bare_us": timing.median_us(1),
+        "idiom_us": timing.median_us(2),
+        "overhead_us": overhead,
+        "overhead_low": low,
+        "overhead_high": high,
+        "bare_agrees": math.isclose(
+            bare_value, check["ours_value"], rel_tol=RTOL, abs_tol=1e-6
+        ),
+        **check,
+    }
+
+
+def _floor_cell(
+    backend: Backend, plan: harness.Plan, options: argparse.Namespace, loss: str
+) -> dict[str, Any]:
+    assert backend.floor is not None  # only called where there is a floor
+    shape = (options.floor_size,)
+    ours, idiom, args, check = _prepare(backend, options, loss, shape, masked=False)
+    floor = backend.floor()
+    floor(*args)  # compile
+    timing = harness.interleave(
+        [
+            (backend.timed(ours), args),
+            (backend.timed(idiom), args),
+            (backend.timed(floor), args),
+        ],
+        plan,
+    )
+    ratio, low, high = timing.ratio(0, 2)
+    idiom_ratio, _, _ = timing.ratio(1, 2)
+    return {
+        "loss": loss,
+        "elements": options.floor_size,
+        "inner": timing.inner,
+        "rounds": timing.rounds,
+        "ours_us": timing.median_us(0),
+        "idiom_us": timing.median_us(1),
+        "floor_us": timing.median_us(2),
+        "ratio": ratio,
+        "ratio_low": low,
+        "ratio_high": high,
+        "idiom_ratio": idiom_ratio,
+        **check,
+    }
+
+
+def _describe(backend: str, cell: dict[str, Any]) -> str:
+    head = f"{backend:>13}  {cell.get('loss', '?'):<14}"
+    if "error" in cell:
+        return f"{head} ERROR {cell['error']}"
+    if "overhead_us" in cell:
+        return f"{head} 1 element   overhead {cell['overhead_us']:+.2f} µs"
+    if "floor_us" in cell:
+        return f"{head} {cell['elements']:>11,}  ours / floor {cell['ratio']:.2f}"
+    if "ours_bytes" in cell:
+        return (
+            f"{head} {cell['elements']:>11,}  peak ours {cell['ours_bytes']:,} B, "
+            f"idiom {cell['idiom_bytes']:,} B"
+        )
+    case = report.case_label(cell)
+    return f"{head} {case:>16}  ours / idiom {cell['ratio']:.2f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
