@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._namespace import Backend, backend_of, describe_type
-from ._reduction import reduce
+from ._reduction import REDUCTIONS, reduce
 from ._validation import (
     broadcast_pair,
     check_mask_shape,
@@ -26,15 +26,7 @@ __all__ = ["Call", "prepare"]
 class Call:
     """The checked inputs of one loss call, cast to the dtype its math runs in."""
 
-    __slots__ = (
-        "backend",
-        "first",
-        "reduction",
-        "result_dtype",
-        "second",
-        "weights",
-        "xp",
-    )
+    __slots__ = ("backend", "cast_to", "first", "reduction", "second", "weights", "xp")
 
     def __init__(
         self,
@@ -43,7 +35,7 @@ class Call:
         second: Array,
         weights: Array | None,
         reduction: str,
-        result_dtype: Any,
+        cast_to: Any,
     ) -> None:
         self.backend = backend
         self.xp = backend.xp
@@ -51,13 +43,13 @@ class Call:
         self.second = second
         self.weights = weights
         self.reduction = reduction
-        self.result_dtype = result_dtype
+        self.cast_to = cast_to  # the caller's dtype where the math ran wider, else None
 
     def finish(self, loss: Array) -> Array:
         """Weight and reduce the elementwise ``loss``, in the caller's dtype."""
-        result = reduce(loss, self.weights, self.reduction, xp=self.xp)
-        if result.dtype != self.result_dtype:
-            result = self.xp.astype(result, self.result_dtype)
+        result = reduce(loss, self.weights, self.reduction, backend=self.backend)
+        if self.cast_to is not None:
+            result = self.xp.astype(result, self.cast_to)
         return result
 
 
@@ -72,6 +64,10 @@ def prepare(
     second_has_negatives_axis: bool = False,
 ) -> Call:
     """Check one call's inputs and cast them for its math.
+
+    Every loss call pays for this function, so each attribute of each array is
+    read once and the common cases (one array type, equal dtypes, equal shapes)
+    take the shortest path; the helpers it calls otherwise raise the errors.
 
     Parameters
     ----------
@@ -97,56 +93,67 @@ def prepare(
     ValueError
         Arrays on two devices, shapes that do not fit, or an unknown reduction.
     """
-    check_reduction(reduction)
+    if reduction not in REDUCTIONS:
+        check_reduction(reduction)
     first_name, second_name = names
     backend = backend_of(first, first_name)
     xp = backend.xp
-    _check_same_library(first, first_name, second, second_name, backend)
-    if mask is not None:
+    if type(second) is not type(first):
+        _check_same_library(first, first_name, second, second_name, backend)
+    if mask is not None and type(mask) is not type(first):
         _check_same_library(first, first_name, mask, "mask", backend)
     if backend.tracks_devices:
-        _check_same_device(first, first_name, second, second_name, mask)
+        # arrays traced by jax.jit have no device: getattr, and None matches None
+        device = getattr(first, "device", None)
+        if getattr(second, "device", None) != device or (
+            mask is not None and getattr(mask, "device", None) != device
+        ):
+            _check_same_device(first, first_name, second, second_name, mask)
 
-    second_kind = backend.kind(second.dtype)
-    if second_kind != "real floating":
-        _refuse_dtype(second_name, second.dtype, "a real floating dtype")
-    first_kind = backend.kind(first.dtype)
-    if first_is_rating:
-        if first_kind == "other":
-            _refuse_dtype(
-                first_name, first.dtype, "a bool, integer or real floating dtype"
-            )
-        result_dtype = second.dtype
-    else:
-        if first_kind != "real floating":
-            _refuse_dtype(first_name, first.dtype, "a real floating dtype")
-        result_dtype = (
-            first.dtype
-            if first.dtype == second.dtype
-            else xp.result_type(first, second)
-        )
-    compute_dtype = backend.compute_dtype(result_dtype)
+    first_dtype, second_dtype = first.dtype, second.dtype
+    compute_dtype = backend.compute_dtype(second_dtype)
+    if compute_dtype is None:
+        _refuse_dtype(second_name, second_dtype, "a real floating dtype")
+    result_dtype = second_dtype
+    if first_dtype != second_dtype:
+        if first_is_rating:
+            if backend.kind(first_dtype) == "other":
+                expected = "a bool, integer or real floating dtype"
+                _refuse_dtype(first_name, first_dtype, expected)
+        elif backend.compute_dtype(first_dtype) is None:
+            _refuse_dtype(first_name, first_dtype, "a real floating dtype")
+        else:
+            result_dtype = xp.result_type(first_dtype, second_dtype)
+            compute_dtype = backend.compute_dtype(result_dtype)
 
-    second_shape = second.shape
+    first_shape, second_shape = first.shape, second.shape
     if second_has_negatives_axis:
-        check_negatives_shape(second_name, second_shape, first_name, first.shape)
+        check_negatives_shape(second_name, second_shape, first_name, first_shape)
         second_shape = second_shape[1:]
         second_name = f"{second_name} (after its negatives axis)"
-    loss_shape = broadcast_pair(first_name, first.shape, second_name, second_shape)
+    loss_shape = (
+        first_shape
+        if first_shape == second_shape
+        else broadcast_pair(first_name, first_shape, second_name, second_shape)
+    )
 
     if mask is not None:
-        mask_kind = backend.kind(mask.dtype)
+        mask_dtype = mask.dtype
+        mask_kind = backend.kind(mask_dtype)
         if mask_kind == "other":
-            _refuse_dtype("mask", mask.dtype, "a bool, integer or real floating dtype")
-        check_mask_shape(mask.shape, loss_shape)
-        if mask_kind != "bool" and mask.dtype != compute_dtype:
+            _refuse_dtype("mask", mask_dtype, "a bool, integer or real floating dtype")
+        mask_shape = mask.shape
+        if mask_shape != loss_shape:
+            check_mask_shape(mask_shape, loss_shape)
+        if mask_kind != "bool" and mask_dtype != compute_dtype:
             mask = xp.astype(mask, compute_dtype)
 
-    if first.dtype != compute_dtype:
+    if first_dtype != compute_dtype:
         first = xp.astype(first, compute_dtype)
-    if second.dtype != compute_dtype:
+    if second_dtype != compute_dtype:
         second = xp.astype(second, compute_dtype)
-    return Call(backend, first, second, mask, reduction, result_dtype)
+    cast_to = None if compute_dtype == result_dtype else result_dtype
+    return Call(backend, first, second, mask, reduction, cast_to)
 
 
 def _check_same_library(

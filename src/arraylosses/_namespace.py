@@ -3,8 +3,9 @@
 This is the only module that imports :mod:`array_api_compat`. It maps each array
 *type* to a :class:`Backend` once, and caches the answer, so that dispatching a
 loss costs one dictionary lookup per argument. No array library is imported to
-detect it: a framework is imported only after an array of its own type has been
-seen, to fetch the few native primitives that the standard lacks.
+detect it: a framework's module is taken from ``sys.modules`` (or imported, for a
+submodule) only after an array of its own type has been seen, to fetch the few
+native primitives that beat the standard-only forms.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ Primitive = Callable[[Array], Array]
 
 __all__ = ["Backend", "backend_of", "describe_type"]
 
+_SINGLE_PRECISION_BITS = 32
+
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Backend:
@@ -38,31 +41,31 @@ class Backend:
         Short name of the library, used in error messages.
     xp : namespace
         The array API namespace (array-api-compat's wrapper where one exists).
-    sigmoid, relu : callable
-        Elementwise primitives the standard lacks: the library's own where it has
-        a stable one, else the standard-only forms of :mod:`._functional`.
+    sigmoid, relu, mean, sum : callable
+        Primitives of one array: the library's own where it has a fast, stable
+        one, else the standard-only forms of :mod:`._functional` (``mean`` and
+        ``sum`` reduce over every axis).
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
+    floating : dict
+        Every real floating dtype met so far, mapped to the dtype its math runs in
+        (float32 for half precision). Filled by :meth:`compute_dtype`.
     """
 
     name: str
     xp: Namespace
     sigmoid: Primitive
     relu: Primitive
+    mean: Primitive
+    sum: Primitive
     tracks_devices: bool
-    _dtypes: dict[Dtype, tuple[str, Dtype]] = field(default_factory=dict, repr=False)
+    floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
+    _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
 
     def kind(self, dtype: Dtype) -> str:
         """Classify ``dtype`` as 'bool', 'integral', 'real floating' or 'other'."""
-        return self._classify(dtype)[0]
-
-    def compute_dtype(self, dtype: Dtype) -> Dtype:
-        """The dtype that math on a floating ``dtype`` runs in (float32 for halves)."""
-        return self._classify(dtype)[1]
-
-    def _classify(self, dtype: Dtype) -> tuple[str, Dtype]:
-        known = self._dtypes.get(dtype)
-        if known is None:
+        kind = self._kinds.get(dtype)
+        if kind is None:
             xp = self.xp
             kind = next(
                 (
@@ -72,18 +75,20 @@ class Backend:
                 ),
                 "other",
             )
+            self._kinds[dtype] = kind
+        return kind
+
+    def compute_dtype(self, dtype: Dtype) -> Dtype | None:
+        """The dtype math on ``dtype`` runs in, or None if it is not real floating."""
+        compute = self.floating.get(dtype)
+        if compute is None and self.kind(dtype) == "real floating":
             # the difference of two half-precision values can overflow: compute in float32
-            is_half = (
-                kind == "real floating"
-                and xp.finfo(dtype).bits < _SINGLE_PRECISION_BITS
-            )
-            compute = xp.float32 if is_half else dtype
-            known = self._dtypes[dtype] = (kind, compute)
-        return known
+            is_half = self.xp.finfo(dtype).bits < _SINGLE_PRECISION_BITS
+            compute = self.floating[dtype] = self.xp.float32 if is_half else dtype
+        return compute
 
 
 _BACKENDS: dict[type, Backend] = {}
-_SINGLE_PRECISION_BITS = 32
 
 
 def backend_of(array: object, name: str) -> Backend:
@@ -119,36 +124,56 @@ def _resolve(array: object, name: str) -> Backend:
         msg = f"{name} is a {describe_type(array)}, which is not an array API array"
         raise TypeError(msg) from error
 
-    sigmoid: Primitive = partial(_functional.sigmoid, xp=xp)
-    relu: Primitive = partial(_functional.relu, xp=xp)
+    primitives: dict[str, Primitive] = {
+        "sigmoid": partial(_functional.sigmoid, xp=xp),
+        "relu": partial(_functional.relu, xp=xp),
+        "mean": xp.mean,
+        "sum": xp.sum,
+    }
     tracks_devices = True
     if array_api_compat.is_numpy_namespace(xp):
-        name_of_library = "numpy"
+        library = "numpy"
         tracks_devices = False
+        primitives.update(_ufunc_primitives(xp))
     elif array_api_compat.is_dask_namespace(xp):
-        name_of_library = "dask"
+        library = "dask"
         tracks_devices = False
     elif array_api_compat.is_torch_namespace(xp):
-        name_of_library = "torch"
+        library = "torch"
         # the array is a tensor, so torch is imported; torch.compile traces this
         # lookup on a first compiled call, and it can't trace import machinery
         torch = sys.modules["torch"]
-        sigmoid, relu = torch.sigmoid, torch.relu
+        # torch's own functions, not array-api-compat's wrappers of them: they
+        # have the same semantics for these calls and no Python layer on top
+        primitives.update(
+            sigmoid=torch.sigmoid, relu=torch.relu, mean=torch.mean, sum=torch.sum
+        )
     elif array_api_compat.is_jax_namespace(xp):
-        name_of_library = "jax"
+        library = "jax"
         jax_nn = importlib.import_module("jax.nn")
-        sigmoid, relu = jax_nn.sigmoid, jax_nn.relu
+        primitives.update(sigmoid=jax_nn.sigmoid, relu=jax_nn.relu)
     elif array_api_compat.is_cupy_namespace(xp):
-        name_of_library = "cupy"
-        special = importlib.import_module("cupyx.scipy.special")
-        sigmoid = special.expit
+        library = "cupy"
+        primitives.update(_ufunc_primitives(xp))
+        primitives["sigmoid"] = importlib.import_module("cupyx.scipy.special").expit
     else:
-        name_of_library = getattr(xp, "__name__", describe_type(array))
+        library = getattr(xp, "__name__", describe_type(array))
 
     return Backend(
-        name=name_of_library,
+        name=library,
         xp=xp,
-        sigmoid=sigmoid,
-        relu=relu,
+        sigmoid=primitives["sigmoid"],
+        relu=primitives["relu"],
+        mean=primitives["mean"],
+        sum=primitives["sum"],
         tracks_devices=tracks_devices,
     )
+
+
+def _ufunc_primitives(xp: Namespace) -> dict[str, Primitive]:
+    """Primitives for libraries of ufuncs that write into ``out=`` (NumPy, CuPy)."""
+    return {
+        "sigmoid": partial(_functional.sigmoid_in_one_buffer, xp=xp),
+        "relu": partial(_functional.relu, xp=xp),
+        "mean": partial(_functional.mean_of_sum, xp=xp),
+    }

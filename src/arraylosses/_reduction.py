@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._namespace import Backend
 
 Array = Any
 Namespace = Any
@@ -14,7 +17,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def reduce(
-    loss: Array, weights: Array | None, reduction: str, *, xp: Namespace
+    loss: Array, weights: Array | None, reduction: str, *, backend: Backend
 ) -> Array:
     """Weight the elementwise ``loss`` and reduce it.
 
@@ -23,46 +26,48 @@ def reduce(
     'mean' is ``sum(L * w) / sum(w)`` with ``w`` counted at its broadcast shape, and 0
     where ``sum(w)`` is 0; without, it is the mean of ``L`` (0 for an empty ``L``).
     """
+    xp = backend.xp
     if weights is not None:
         loss = _weighted(loss, weights, xp=xp)
     if reduction == "none":
         return loss
-    if reduction == "sum":
-        return xp.sum(loss)
+    if reduction == "sum" or 0 in loss.shape:
+        # the mean over no elements is 0, as for an all-zero mask
+        return backend.sum(loss)
     if weights is None:
-        # mean over no elements is 0, as for an all-zero mask
-        return xp.sum(loss) if _size(loss.shape) == 0 else xp.mean(loss)
-    return _masked_mean(loss, weights, xp=xp)
+        return backend.mean(loss)
+    return _masked_mean(loss, weights, backend=backend)
 
 
 def _weighted(loss: Array, weights: Array, *, xp: Namespace) -> Array:
-    # where() rather than a product alone: a masked-out inf or NaN must give 0, not NaN
+    # where() before the product: a masked-out inf or NaN must give 0, and inf·0 never run
     if weights.dtype == xp.bool:
         return xp.where(weights, loss, 0.0)
     return xp.where(weights != 0, loss, 0.0) * weights
 
 
-def _masked_mean(weighted_loss: Array, weights: Array, *, xp: Namespace) -> Array:
-    total = xp.sum(weighted_loss)
+def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> Array:
+    xp = backend.xp
+    total = backend.sum(weighted_loss)
     if weights.dtype == xp.bool:
         weights = xp.astype(weights, weighted_loss.dtype)
-    count = _broadcast_sum(weights, weighted_loss, xp=xp)
+    count = _broadcast_sum(weights, weighted_loss, backend=backend)
     has_weight = count != 0
     # dividing by 1 where there is no weight keeps the value and its gradient finite
     return xp.where(has_weight, total / xp.where(has_weight, count, 1.0), 0.0)
 
 
-def _broadcast_sum(weights: Array, loss: Array, *, xp: Namespace) -> Array:
+def _broadcast_sum(weights: Array, loss: Array, *, backend: Backend) -> Array:
     """Sum of ``weights`` broadcast to ``loss``'s shape, without materialising the broadcast."""
     if weights.shape == loss.shape:
-        return xp.sum(weights)
+        return backend.sum(weights)
     full, own = _size(loss.shape), _size(weights.shape)
     if full is None or own is None:
-        return xp.sum(xp.zeros_like(loss) + weights)
+        return backend.sum(backend.xp.zeros_like(loss) + weights)
     if own == 0:
-        return xp.sum(weights)
+        return backend.sum(weights)
     # each element of weights is repeated full / own times by the broadcast
-    return xp.sum(weights) * (full // own)
+    return backend.sum(weights) * (full // own)
 
 
 def _size(shape: tuple[Any, ...]) -> int | None:
