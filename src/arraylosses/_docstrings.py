@@ -15,7 +15,9 @@ mask : array, optional
         Weights of the elementwise loss, broadcasting to its shape: bool, integer
         or floating (non-negative; non-binary values weight each element). A
         masked-out element contributes exactly 0, even where the loss is inf or
-        NaN there. Converted to the predictions' dtype.""",
+        NaN there (its gradient is the elementwise loss's own times 0, so keep
+        masked-out inputs finite if you differentiate). Converted to the
+        predictions' dtype.""",
     "reduction": """\
 reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' is Spotlight's: the mean of the elementwise loss, or with a mask

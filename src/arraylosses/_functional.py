@@ -13,7 +13,15 @@ from typing import Any
 Array = Any
 Namespace = Any
 
-__all__ = ["mean_of_sum", "relu", "sigmoid", "sigmoid_in_one_buffer"]
+__all__ = [
+    "count_by_nonzero",
+    "count_by_sum",
+    "logistic",
+    "mean_of_sum",
+    "relu",
+    "sigmoid",
+    "sigmoid_in_one_buffer",
+]
 
 _EXP_LIMITS: dict[Any, float] = {}
 
@@ -44,6 +52,24 @@ def sigmoid_in_one_buffer(x: Array, /, *, xp: Namespace) -> Array:
 def relu(x: Array, /, *, xp: Namespace) -> Array:
     """``max(x, 0)``, propagating NaN."""
     return xp.maximum(x, 0.0)
+
+
+def logistic(observed: Array, logit: Array, /, *, xp: Namespace) -> Array:
+    """Spotlight's logistic loss of each element: cross-entropy of a logit against clip(y, 0, 1)."""
+    positive = xp.minimum(xp.maximum(observed, 0.0), 1.0)
+    # -z·log σ(x) - (1 - z)·log(1 - σ(x)) = max(x, 0) - x·z + log1p(e^-|x|), summed
+    # in this order so that a confident right answer keeps its tiny loss exactly
+    return relu(logit, xp=xp) - logit * positive + xp.log1p(xp.exp(-xp.abs(logit)))
+
+
+def count_by_sum(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:
+    """Number of True elements of a bool ``mask``, as a 0-d array of ``dtype``."""
+    return xp.sum(xp.astype(mask, dtype))
+
+
+def count_by_nonzero(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:
+    """:func:`count_by_sum` without a cast pass, where ``count_nonzero`` gives an int."""
+    return xp.asarray(xp.count_nonzero(mask), dtype=dtype)
 
 
 def mean_of_sum(x: Array, /, *, xp: Namespace) -> Array:

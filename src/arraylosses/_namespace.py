@@ -24,7 +24,7 @@ from . import _functional
 Array = Any
 Namespace = Any
 Dtype = Any
-Primitive = Callable[[Array], Array]
+Primitive = Callable[..., Array]
 
 __all__ = ["Backend", "backend_of", "describe_type"]
 
@@ -45,6 +45,11 @@ class Backend:
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis).
+    logistic : callable
+        ``logistic(observed, logit)``, Spotlight's elementwise logistic loss.
+    count : callable
+        ``count(mask, dtype)``, the number of True elements of a bool mask as a
+        0-d array of a floating ``dtype``.
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
     floating : dict
@@ -58,6 +63,8 @@ class Backend:
     relu: Primitive
     mean: Primitive
     sum: Primitive
+    logistic: Primitive
+    count: Primitive
     tracks_devices: bool
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
@@ -129,6 +136,8 @@ def _resolve(array: object, name: str) -> Backend:
         "relu": partial(_functional.relu, xp=xp),
         "mean": xp.mean,
         "sum": xp.sum,
+        "logistic": partial(_functional.logistic, xp=xp),
+        "count": partial(_functional.count_by_sum, xp=xp),
     }
     tracks_devices = True
     if array_api_compat.is_numpy_namespace(xp):
@@ -146,7 +155,12 @@ def _resolve(array: object, name: str) -> Backend:
         # torch's own functions, not array-api-compat's wrappers of them: they
         # have the same semantics for these calls and no Python layer on top
         primitives.update(
-            sigmoid=torch.sigmoid, relu=torch.relu, mean=torch.mean, sum=torch.sum
+            sigmoid=torch.sigmoid,
+            relu=torch.relu,
+            mean=torch.mean,
+            sum=torch.sum,
+            logistic=partial(_torch_logistic, torch=torch),
+            count=partial(_torch_count, torch=torch),
         )
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
@@ -166,6 +180,8 @@ def _resolve(array: object, name: str) -> Backend:
         relu=primitives["relu"],
         mean=primitives["mean"],
         sum=primitives["sum"],
+        logistic=primitives["logistic"],
+        count=primitives["count"],
         tracks_devices=tracks_devices,
     )
 
@@ -176,4 +192,19 @@ def _ufunc_primitives(xp: Namespace) -> dict[str, Primitive]:
         "sigmoid": partial(_functional.sigmoid_in_one_buffer, xp=xp),
         "relu": partial(_functional.relu, xp=xp),
         "mean": partial(_functional.mean_of_sum, xp=xp),
+        "count": partial(_functional.count_by_nonzero, xp=xp),
     }
+
+
+def _torch_logistic(observed: Array, logit: Array, *, torch: Any) -> Array:
+    positive = torch.clamp(observed, 0.0, 1.0)
+    if positive.shape != logit.shape:  # the fused kernel takes no broadcasting
+        logit, positive = torch.broadcast_tensors(logit, positive)
+    # one fused kernel, stable for any logit: PyTorch's binary cross-entropy with logits
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        logit, positive, reduction="none"
+    )
+
+
+def _torch_count(mask: Array, dtype: Any, *, torch: Any) -> Array:
+    return torch.sum(mask, dtype=dtype)

@@ -50,24 +50,27 @@ def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> A
     xp = backend.xp
     total = backend.sum(weighted_loss)
     if weights.dtype == xp.bool:
-        weights = xp.astype(weights, weighted_loss.dtype)
-    count = _broadcast_sum(weights, weighted_loss, backend=backend)
-    has_weight = count != 0
-    # dividing by 1 where there is no weight keeps the value and its gradient finite
-    return xp.where(has_weight, total / xp.where(has_weight, count, 1.0), 0.0)
+        count = backend.count(weights, weighted_loss.dtype)
+    else:
+        count = backend.sum(weights)
+    count = _count_at_broadcast_shape(count, weights, weighted_loss, backend=backend)
+    # where the weights are all 0 every weighted element is exactly 0, and so is the
+    # total: dividing it by 1 there gives 0 with finite gradients
+    return total / xp.where(count == 0, 1.0, count)
 
 
-def _broadcast_sum(weights: Array, loss: Array, *, backend: Backend) -> Array:
-    """Sum of ``weights`` broadcast to ``loss``'s shape, without materialising the broadcast."""
+def _count_at_broadcast_shape(
+    count: Array, weights: Array, loss: Array, *, backend: Backend
+) -> Array:
+    """``count`` (the weights' sum) as if the weights were broadcast to ``loss``."""
     if weights.shape == loss.shape:
-        return backend.sum(weights)
+        return count
     full, own = _size(loss.shape), _size(weights.shape)
     if full is None or own is None:
-        return backend.sum(backend.xp.zeros_like(loss) + weights)
-    if own == 0:
-        return backend.sum(weights)
-    # each element of weights is repeated full / own times by the broadcast
-    return backend.sum(weights) * (full // own)
+        zeros = backend.xp.zeros_like(loss)
+        return backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
+    # each element of the weights is repeated full / own times by the broadcast
+    return count * (full // own) if own else count
 
 
 def _size(shape: tuple[Any, ...]) -> int | None:

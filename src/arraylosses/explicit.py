@@ -221,10 +221,4 @@ def logistic_loss(
         names=_NAMES,
         first_is_rating=True,
     )
-    xp, observed, logit = call.xp, call.first, call.second
-    positive = xp.clip(observed, 0.0, 1.0)
-    # -z·log σ(x) - (1 - z)·log(1 - σ(x)) = max(x, 0) - x·z + log1p(e^-|x|), summed
-    # in this order so that a confident right answer keeps its tiny loss exactly
-    return call.finish(
-        call.backend.relu(logit) - logit * positive + xp.log1p(xp.exp(-xp.abs(logit)))
-    )
+    return call.finish(call.backend.logistic(call.first, call.second))
