@@ -84,17 +84,6 @@ class Timing:
             ]
         )
 
-    def difference_us(self, top: int, bottom: int) -> tuple[float, float, float]:
-        """Median over rounds of time[top] - time[bottom] in µs, with its 95% interval."""
-        return median_ci(
-            [
-                (a - b) / 1e3
-                for a, b in zip(
-                    self.per_call_ns[top], self.per_call_ns[bottom], strict=True
-                )
-            ]
-        )
-
 
 def median_ci(values: Sequence[float]) -> tuple[float, float, float]:
     """Median of ``values`` and a distribution-free 95% confidence interval for it.

@@ -1,18 +1,11 @@
 """What arraylosses is measured against: the code users write by hand.
 
-Three kinds of functions, each taking the loss's arrays positionally, then
+Two kinds of functions, each taking the loss's arrays positionally, then
 ``mask=None``, and returning a 0-d array:
 
 * **idioms**: Spotlight's own PyTorch expressions (``spotlight/losses.py``),
   and the same expressions written with NumPy and with ``jax.numpy``. These
   are the baselines of the ratio tables.
-* **bare operations**: the elementwise and reduce operations arraylosses
-  itself runs for an unmasked mean, called directly on the library, without
-  resolving a namespace or checking anything. The 1-element overhead table
-  subtracts these from a call of the loss to isolate dispatch and validation.
-  They mirror ``src/arraylosses`` op for op; when its math changes, change
-  them with it (``run.py`` checks that they give the loss's value, not that
-  they run the same operations).
 * **memory floors**: one fused pass that reads both inputs once
   (``sum(a + b)``), the least work any loss over those inputs can do.
 
@@ -198,74 +191,6 @@ def jax_idioms() -> dict[str, Fn]:
         z = jnp.clip(y, 0, 1)
         loss = jnp.maximum(x, 0) - x * z + jnp.log1p(jnp.exp(-jnp.abs(x)))
         return mean(loss, mask)
-
-    return _by_name(locals())
-
-
-def numpy_bare() -> dict[str, Fn]:
-    """arraylosses' operations on NumPy, unmasked mean, with nothing around them."""
-    import numpy as np
-
-    def sigmoid(x: Any) -> Any:
-        decay = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1.0, decay) / (1.0 + decay)
-
-    def softplus(x: Any) -> Any:
-        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-
-    def pointwise(p: Any, n: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return np.mean(sigmoid(-p) + sigmoid(n))
-
-    def bpr(p: Any, n: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return np.mean(sigmoid(n - p))
-
-    def hinge(p: Any, n: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return np.mean(np.maximum(n - p + 1.0, 0.0))
-
-    def adaptive_hinge(p: Any, negatives: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return np.mean(np.maximum(np.max(negatives, axis=0) - p + 1.0, 0.0))
-
-    def regression(y: Any, y_hat: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        error = y_hat - y
-        return np.mean(error * error)
-
-    def poisson(y: Any, y_hat: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return np.mean(y_hat - y * np.log(np.where(y == 0, 1.0, y_hat)))
-
-    def logistic(y: Any, x: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return np.mean(softplus(x) - x * np.clip(y, 0.0, 1.0))
-
-    return _by_name(locals())
-
-
-def torch_bare() -> dict[str, Fn]:
-    """arraylosses' operations on PyTorch, unmasked mean, with nothing around them."""
-    import torch
-
-    def softplus(x: Any) -> Any:
-        return torch.clamp_min(x, 0.0) + torch.log1p(torch.exp(-torch.abs(x)))
-
-    def pointwise(p: Any, n: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return torch.mean(torch.sigmoid(-p) + torch.sigmoid(n))
-
-    def bpr(p: Any, n: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return torch.mean(torch.sigmoid(n - p))
-
-    def hinge(p: Any, n: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return torch.mean(torch.relu(n - p + 1.0))
-
-    def adaptive_hinge(p: Any, negatives: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return torch.mean(torch.relu(torch.amax(negatives, dim=0) - p + 1.0))
-
-    def regression(y: Any, y_hat: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        error = y_hat - y
-        return torch.mean(error * error)
-
-    def poisson(y: Any, y_hat: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return torch.mean(y_hat - y * torch.log(torch.where(y == 0, 1.0, y_hat)))
-
-    def logistic(y: Any, x: Any, mask: Any = None) -> Any:  # noqa: ARG001
-        return torch.mean(softplus(x) - x * torch.clamp(y, 0.0, 1.0))
 
     return _by_name(locals())
 
