@@ -8,6 +8,7 @@ per array type.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 Array = Any
@@ -23,7 +24,7 @@ __all__ = [
     "sigmoid_in_one_buffer",
 ]
 
-_EXP_LIMITS: dict[Any, float] = {}
+_SIGMOID_CONSTANTS: dict[Any, tuple[Array, Array]] = {}
 
 
 def sigmoid(x: Array, /, *, xp: Namespace) -> Array:
@@ -39,13 +40,14 @@ def sigmoid_in_one_buffer(x: Array, /, *, xp: Namespace) -> Array:
     Exact to rounding for every ``x`` whose sigmoid is a normal number; below that
     (``x < -88`` in float32) it returns at most the smallest normal, never inf.
     """
-    # out=: a ufunc on a 0-d array returns a scalar, which nothing can be written into
-    buffer = xp.negative(x, out=xp.empty_like(x))
+    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
+    buffer = xp.negative(x, out=xp.empty_like(x)) if x.ndim == 0 else xp.negative(x)
+    exp_limit, one = _sigmoid_constants(buffer.dtype, xp=xp)
     # σ(x) = 1 / (1 + e^-x); capping -x at the largest finite exponent keeps e^-x
     # finite, and σ there is already below the smallest normal number
-    xp.minimum(buffer, _exp_limit(buffer.dtype, xp=xp), out=buffer)
+    xp.minimum(buffer, exp_limit, out=buffer)
     xp.exp(buffer, out=buffer)
-    buffer += 1.0
+    xp.add(buffer, one, out=buffer)
     return xp.reciprocal(buffer, out=buffer)
 
 
@@ -72,16 +74,17 @@ def count_by_nonzero(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:
     return xp.asarray(xp.count_nonzero(mask), dtype=dtype)
 
 
-def mean_of_sum(x: Array, /, *, xp: Namespace) -> Array:
-    """Mean over every axis as sum / count: NumPy's ``mean`` adds microseconds of Python."""
-    return xp.sum(x) / math.prod(x.shape)
+def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:
+    """Mean over every axis as ``sum_all(x) / count``: NumPy's ``mean`` adds microseconds of Python."""
+    return sum_all(x) / math.prod(x.shape)
 
 
-def _exp_limit(dtype: Any, *, xp: Namespace) -> float:
-    """The largest whole exponent whose exp is finite in ``dtype`` (88 for float32)."""
-    limit = _EXP_LIMITS.get(dtype)
-    if limit is None:
-        limit = _EXP_LIMITS[dtype] = float(
-            math.floor(math.log(float(xp.finfo(dtype).max)))
-        )
-    return limit
+def _sigmoid_constants(dtype: Any, *, xp: Namespace) -> tuple[Array, Array]:
+    """The largest whole exponent whose exp is finite in ``dtype`` (88 for float32),
+    and 1, as 0-d arrays of ``dtype``: ufuncs take those faster than Python floats."""
+    constants = _SIGMOID_CONSTANTS.get(dtype)
+    if constants is None:
+        limit = math.floor(math.log(float(xp.finfo(dtype).max)))
+        constants = (xp.asarray(limit, dtype=dtype), xp.asarray(1, dtype=dtype))
+        _SIGMOID_CONSTANTS[dtype] = constants
+    return constants

@@ -45,6 +45,9 @@ class Backend:
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis).
+    where : callable
+        ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
+        for tensors: the wrapper converts Python scalars on every call).
     logistic : callable
         ``logistic(observed, logit)``, Spotlight's elementwise logistic loss.
     count : callable
@@ -63,6 +66,7 @@ class Backend:
     relu: Primitive
     mean: Primitive
     sum: Primitive
+    where: Primitive
     logistic: Primitive
     count: Primitive
     tracks_devices: bool
@@ -136,6 +140,7 @@ def _resolve(array: object, name: str) -> Backend:
         "relu": partial(_functional.relu, xp=xp),
         "mean": xp.mean,
         "sum": xp.sum,
+        "where": xp.where,
         "logistic": partial(_functional.logistic, xp=xp),
         "count": partial(_functional.count_by_sum, xp=xp),
     }
@@ -143,7 +148,10 @@ def _resolve(array: object, name: str) -> Backend:
     if array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
         tracks_devices = False
-        primitives.update(_ufunc_primitives(xp))
+        # the ufunc's own reduction: np.sum adds a microsecond of Python around it
+        primitives.update(
+            _ufunc_primitives(xp, sum_all=partial(xp.add.reduce, axis=None))
+        )
     elif array_api_compat.is_dask_namespace(xp):
         library = "dask"
         tracks_devices = False
@@ -159,6 +167,7 @@ def _resolve(array: object, name: str) -> Backend:
             relu=torch.relu,
             mean=torch.mean,
             sum=torch.sum,
+            where=torch.where,
             logistic=partial(_torch_logistic, torch=torch),
             count=partial(_torch_count, torch=torch),
         )
@@ -168,7 +177,7 @@ def _resolve(array: object, name: str) -> Backend:
         primitives.update(sigmoid=jax_nn.sigmoid, relu=jax_nn.relu)
     elif array_api_compat.is_cupy_namespace(xp):
         library = "cupy"
-        primitives.update(_ufunc_primitives(xp))
+        primitives.update(_ufunc_primitives(xp, sum_all=xp.sum))
         primitives["sigmoid"] = importlib.import_module("cupyx.scipy.special").expit
     else:
         library = getattr(xp, "__name__", describe_type(array))
@@ -180,18 +189,19 @@ def _resolve(array: object, name: str) -> Backend:
         relu=primitives["relu"],
         mean=primitives["mean"],
         sum=primitives["sum"],
+        where=primitives["where"],
         logistic=primitives["logistic"],
         count=primitives["count"],
         tracks_devices=tracks_devices,
     )
 
 
-def _ufunc_primitives(xp: Namespace) -> dict[str, Primitive]:
+def _ufunc_primitives(xp: Namespace, *, sum_all: Primitive) -> dict[str, Primitive]:
     """Primitives for libraries of ufuncs that write into ``out=`` (NumPy, CuPy)."""
     return {
         "sigmoid": partial(_functional.sigmoid_in_one_buffer, xp=xp),
-        "relu": partial(_functional.relu, xp=xp),
-        "mean": partial(_functional.mean_of_sum, xp=xp),
+        "sum": sum_all,
+        "mean": partial(_functional.mean_of_sum, sum_all=sum_all),
         "count": partial(_functional.count_by_nonzero, xp=xp),
     }
 

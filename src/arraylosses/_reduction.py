@@ -26,9 +26,8 @@ def reduce(
     'mean' is ``sum(L * w) / sum(w)`` with ``w`` counted at its broadcast shape, and 0
     where ``sum(w)`` is 0; without, it is the mean of ``L`` (0 for an empty ``L``).
     """
-    xp = backend.xp
     if weights is not None:
-        loss = _weighted(loss, weights, xp=xp)
+        loss = _weighted(loss, weights, backend=backend)
     if reduction == "none":
         return loss
     if reduction == "sum" or 0 in loss.shape:
@@ -39,11 +38,11 @@ def reduce(
     return _masked_mean(loss, weights, backend=backend)
 
 
-def _weighted(loss: Array, weights: Array, *, xp: Namespace) -> Array:
+def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
     # where() before the product: a masked-out inf or NaN must give 0, and inf·0 never run
-    if weights.dtype == xp.bool:
-        return xp.where(weights, loss, 0.0)
-    return xp.where(weights != 0, loss, 0.0) * weights
+    if weights.dtype == backend.xp.bool:
+        return backend.where(weights, loss, 0.0)
+    return backend.where(weights != 0, loss, 0.0) * weights
 
 
 def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> Array:
@@ -56,7 +55,7 @@ def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> A
     count = _count_at_broadcast_shape(count, weights, weighted_loss, backend=backend)
     # where the weights are all 0 every weighted element is exactly 0, and so is the
     # total: dividing it by 1 there gives 0 with finite gradients
-    return total / xp.where(count == 0, 1.0, count)
+    return total / backend.where(count == 0, 1.0, count)
 
 
 def _count_at_broadcast_shape(

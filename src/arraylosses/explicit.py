@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._call import prepare
+from ._call import Call, prepare
 from ._docstrings import shared_sections
 from ._validation import check_flag
 
@@ -21,6 +21,14 @@ Array = Any
 __all__ = ["logistic_loss", "poisson_loss", "regression_loss"]
 
 _NAMES = ("observed_ratings", "predicted_ratings")
+
+
+def _prepare_ratings(
+    observed: Array, predicted: Array, mask: Array | None, reduction: str
+) -> Call:
+    return prepare(
+        observed, predicted, mask, reduction, names=_NAMES, first_is_rating=True
+    )
 
 
 @shared_sections
@@ -70,16 +78,9 @@ def regression_loss(
     >>> round(float(regression_loss(observed, predicted)), 4)
     0.4167
     """
-    call = prepare(
-        observed_ratings,
-        predicted_ratings,
-        mask,
-        reduction,
-        names=_NAMES,
-        first_is_rating=True,
-    )
-    error = call.second - call.first
-    return call.finish(error * error)
+    call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
+    # one expression: NumPy then squares the unnamed difference in place
+    return call.finish((call.second - call.first) ** 2)
 
 
 @shared_sections
@@ -145,14 +146,7 @@ def poisson_loss(
     0.7297
     """
     check_flag("log_input", log_input)
-    call = prepare(
-        observed_ratings,
-        predicted_ratings,
-        mask,
-        reduction,
-        names=_NAMES,
-        first_is_rating=True,
-    )
+    call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
     xp, observed, predicted = call.xp, call.first, call.second
     if log_input:
         # with rate e^x: rate - y·log(rate) = e^x - y·x
@@ -213,12 +207,5 @@ def logistic_loss(
     >>> round(float(logistic_loss(observed, predicted)), 4)
     0.4714
     """
-    call = prepare(
-        observed_ratings,
-        predicted_ratings,
-        mask,
-        reduction,
-        names=_NAMES,
-        first_is_rating=True,
-    )
+    call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
     return call.finish(call.backend.logistic(call.first, call.second))
