@@ -7,7 +7,7 @@ computes one elementwise expression and passes it to :meth:`Call.finish`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from ._namespace import Backend, backend_of, describe_type
 from ._reduction import REDUCTIONS, reduce
@@ -111,9 +111,13 @@ def prepare(
             _check_same_device(first, first_name, second, second_name, mask)
 
     first_dtype, second_dtype = first.dtype, second.dtype
-    compute_dtype = backend.compute_dtype(second_dtype)
+    compute_dtype = backend.floating.get(
+        second_dtype
+    )  # the method's fast path, inlined
     if compute_dtype is None:
-        _refuse_dtype(second_name, second_dtype, "a real floating dtype")
+        compute_dtype = backend.compute_dtype(second_dtype)
+        if compute_dtype is None:
+            _refuse_dtype(second_name, second_dtype, "a real floating dtype")
     result_dtype = second_dtype
     if first_dtype != second_dtype:
         if first_is_rating:
@@ -182,6 +186,6 @@ def _check_same_device(
             raise ValueError(msg)
 
 
-def _refuse_dtype(name: str, dtype: Any, expected: str) -> None:
+def _refuse_dtype(name: str, dtype: Any, expected: str) -> NoReturn:
     msg = f"{name} must have {expected}, got {dtype}"
     raise TypeError(msg)
