@@ -106,9 +106,7 @@ def poisson(
     """yhat - y·log(yhat); with log_input, exp(x) - y·x."""
     if log_input:
         return ops.exp(yhat) - y * yhat
-    # The contract takes y·log(yhat) = 0 where y = 0 (its limit); Spotlight
-    # differs only where yhat = 0 too, a deviation row of its own.
-    return yhat - ops.where(y == 0, 0.0, y * ops.log(yhat))
+    return yhat - y * ops.log(yhat)
 
 
 def logistic(y: Array, x: Array, ops: SimpleNamespace) -> Array:

@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from types import ModuleType
 
-import array_api_compat
 import pytest
 from array_api_extra.testing import patch_lazy_xp_functions
 from hypothesis import settings
@@ -85,20 +84,3 @@ def xp(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     namespace = _namespace(request.param)
     with patch_lazy_xp_functions(request, xp=namespace):
         yield namespace
-
-
-@pytest.fixture
-def backend_name(xp: ModuleType) -> str:
-    """Short name of the backend behind ``xp``."""
-    for name, check in (
-        ("numpy", array_api_compat.is_numpy_namespace),
-        ("array_api_strict", array_api_compat.is_array_api_strict_namespace),
-        ("torch", array_api_compat.is_torch_namespace),
-        ("jax", array_api_compat.is_jax_namespace),
-        ("dask", array_api_compat.is_dask_namespace),
-        ("cupy", array_api_compat.is_cupy_namespace),
-    ):
-        if check(xp):
-            return name
-    msg = f"unrecognised namespace {xp!r}"
-    raise AssertionError(msg)

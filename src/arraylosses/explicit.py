@@ -104,10 +104,11 @@ def poisson_loss(
     averaged as ``reduction`` says. The term :math:`\log y!` that does not
     depend on the prediction is left out, as in Spotlight and PyTorch [2]_.
 
-    Where :math:`y = 0`, :math:`y \log \hat y` is taken as 0, its limit, so a
-    predicted rate of exactly 0 for an observed 0 costs 0 with a finite
-    gradient; Spotlight returns NaN there. A rate of 0 for a positive count is
-    infinitely unlikely and gives inf.
+    As in Spotlight, a rate of 0 lies outside the loss's domain: it gives inf
+    for a positive count and NaN (0 · log 0) for a zero count, and NumPy warns
+    of the log(0). A model whose rate can reach 0 (a ReLU output, say) should
+    predict the log-rate instead and pass ``log_input=True``: stable for any
+    ``x``, and the cheapest form.
 
     Parameters
     ----------
@@ -151,9 +152,7 @@ def poisson_loss(
     if log_input:
         # with rate e^x: rate - y·log(rate) = e^x - y·x
         return call.finish(xp.exp(predicted) - observed * predicted)
-    # log(1) = 0 where y = 0: y·log(ŷ) → 0 there, with no 0·inf in value or gradient
-    log_rate = xp.log(xp.where(observed == 0, 1.0, predicted))
-    return call.finish(predicted - observed * log_rate)
+    return call.finish(predicted - observed * xp.log(predicted))
 
 
 @shared_sections
