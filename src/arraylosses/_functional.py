@@ -65,13 +65,14 @@ def logistic(observed: Array, logit: Array, /, *, xp: Namespace) -> Array:
 
 
 def count_by_sum(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:
-    """Number of True elements of a bool ``mask``, as a 0-d array of ``dtype``."""
-    return xp.sum(xp.astype(mask, dtype))
+    """The number of True elements of a bool ``mask``, or 1 if there are none, as a
+    0-d array of ``dtype``."""
+    return xp.maximum(xp.sum(xp.astype(mask, dtype)), 1.0)
 
 
 def count_by_nonzero(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:
-    """:func:`count_by_sum` without a cast pass, where ``count_nonzero`` gives an int."""
-    return xp.asarray(xp.count_nonzero(mask), dtype=dtype)
+    """:func:`count_by_sum` in one pass, where ``count_nonzero`` returns an int."""
+    return xp.asarray(max(xp.count_nonzero(mask), 1), dtype=dtype)
 
 
 def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:

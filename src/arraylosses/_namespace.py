@@ -51,8 +51,8 @@ class Backend:
     logistic : callable
         ``logistic(observed, logit)``, Spotlight's elementwise logistic loss.
     count : callable
-        ``count(mask, dtype)``, the number of True elements of a bool mask as a
-        0-d array of a floating ``dtype``.
+        ``count(mask, dtype)``, the number of True elements of a bool mask, or 1
+        where there are none, as a 0-d array (of ``dtype``, or integer on torch).
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
     floating : dict
@@ -216,5 +216,7 @@ def _torch_logistic(observed: Array, logit: Array, *, torch: Any) -> Array:
     )
 
 
-def _torch_count(mask: Array, dtype: Any, *, torch: Any) -> Array:
-    return torch.sum(mask, dtype=dtype)
+def _torch_count(mask: Array, dtype: Any, *, torch: Any) -> Array:  # noqa: ARG001
+    # an integer count: summing bools as integers is faster, and a float tensor
+    # divided by an integer one stays float; at least 1, in place on the new sum
+    return torch.sum(mask).clamp_min_(1)

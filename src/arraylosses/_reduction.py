@@ -46,12 +46,15 @@ def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
 
 
 def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> Array:
-    xp = backend.xp
     total = backend.sum(weighted_loss)
-    if weights.dtype == xp.bool:
+    if weights.dtype == backend.xp.bool:
+        # a bool mask counts whole elements; where it sets none the total is exactly
+        # 0, and the count of at least 1 divides it to 0 with finite gradients
         count = backend.count(weights, weighted_loss.dtype)
-    else:
-        count = backend.sum(weights)
+        return total / _count_at_broadcast_shape(
+            count, weights, weighted_loss, backend=backend
+        )
+    count = backend.sum(weights)
     count = _count_at_broadcast_shape(count, weights, weighted_loss, backend=backend)
     # where the weights are all 0 every weighted element is exactly 0, and so is the
     # total: dividing it by 1 there gives 0 with finite gradients
