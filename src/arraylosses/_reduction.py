@@ -9,7 +9,6 @@ if TYPE_CHECKING:
     from ._namespace import Backend
 
 Array = Any
-Namespace = Any
 
 __all__ = ["REDUCTIONS", "reduce"]
 
@@ -47,18 +46,15 @@ def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
 
 def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> Array:
     total = backend.sum(weighted_loss)
-    if weights.dtype == backend.xp.bool:
-        # a bool mask counts whole elements; where it sets none the total is exactly
-        # 0, and the count of at least 1 divides it to 0 with finite gradients
-        count = backend.count(weights, weighted_loss.dtype)
-        return total / _count_at_broadcast_shape(
-            count, weights, weighted_loss, backend=backend
-        )
-    count = backend.sum(weights)
+    is_mask = weights.dtype == backend.xp.bool
+    count = (
+        backend.count(weights, weighted_loss.dtype) if is_mask else backend.sum(weights)
+    )
     count = _count_at_broadcast_shape(count, weights, weighted_loss, backend=backend)
-    # where the weights are all 0 every weighted element is exactly 0, and so is the
-    # total: dividing it by 1 there gives 0 with finite gradients
-    return total / backend.where(count == 0, 1.0, count)
+    # where no weight is set every weighted element is exactly 0, and so is the total:
+    # a divisor of 1 there keeps the mean 0 with finite gradients. A bool mask's count
+    # is already at least 1 (it counts whole elements); weights need the where()
+    return total / (count if is_mask else backend.where(count == 0, 1.0, count))
 
 
 def _count_at_broadcast_shape(
