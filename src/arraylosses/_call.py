@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from ._namespace import Backend, backend_of, describe_type
-from ._reduction import REDUCTIONS, reduce
+from ._reduction import reduce
 from ._validation import (
+    REDUCTIONS,
     broadcast_pair,
     check_mask_shape,
     check_negatives_shape,

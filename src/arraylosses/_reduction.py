@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
+
+from ._validation import known_size
 
 if TYPE_CHECKING:
     from ._namespace import Backend
 
 Array = Any
 
-__all__ = ["REDUCTIONS", "reduce"]
-
-REDUCTIONS = ("mean", "sum", "none")
+__all__ = ["reduce"]
 
 
 def reduce(
@@ -63,16 +62,9 @@ def _count_at_broadcast_shape(
     """``count`` (the weights' sum) as if the weights were broadcast to ``loss``."""
     if weights.shape == loss.shape:
         return count
-    full, own = _size(loss.shape), _size(weights.shape)
+    full, own = known_size(loss.shape), known_size(weights.shape)
     if full is None or own is None:
         zeros = backend.xp.zeros_like(loss)
         return backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
     # each element of the weights is repeated full / own times by the broadcast
     return count * (full // own) if own else count
-
-
-def _size(shape: tuple[Any, ...]) -> int | None:
-    """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
-    if any(d is None or (isinstance(d, float) and math.isnan(d)) for d in shape):
-        return None
-    return int(math.prod(shape))

@@ -11,11 +11,12 @@ import math
 from numbers import Real
 from typing import Any
 
-from ._reduction import REDUCTIONS
-
 Shape = tuple[Any, ...]
 
+REDUCTIONS = ("mean", "sum", "none")
+
 __all__ = [
+    "REDUCTIONS",
     "broadcast_pair",
     "check_flag",
     "check_margin",
@@ -23,6 +24,7 @@ __all__ = [
     "check_negatives_shape",
     "check_reduction",
     "format_shape",
+    "known_size",
 ]
 
 
@@ -58,8 +60,6 @@ def broadcast_pair(
         If the shapes do not broadcast, or broadcast to a shape that is neither
         of theirs (an accidental outer product, such as (B,) against (B, 1)).
     """
-    if first_shape == second_shape:
-        return first_shape
     shape = _broadcast(first_shape, second_shape)
     if shape is None:
         msg = (
@@ -105,6 +105,13 @@ def check_negatives_shape(
     if shape[0] == 0:
         msg = f"{name} with shape {format_shape(shape)} has no negatives on its leading axis"
         raise ValueError(msg)
+
+
+def known_size(shape: Shape) -> int | None:
+    """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
+    if any(_unknown(d) for d in shape):
+        return None
+    return int(math.prod(shape))
 
 
 def _same(first: Shape, second: Shape) -> bool:
