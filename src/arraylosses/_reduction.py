@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 Array = Any
 
-__all__ = ["reduce"]
+__all__ = ["reduce", "reduce_with_derivatives"]
 
 
 def reduce(
@@ -33,7 +33,37 @@ def reduce(
         return backend.sum(loss)
     if weights is None:
         return backend.mean(loss)
-    return _masked_mean(loss, weights, backend=backend)
+    return backend.sum(loss) / _mean_divisor(weights, loss, backend=backend)
+
+
+def reduce_with_derivatives(
+    loss: Array,
+    derivatives: list[Array],
+    weights: Array | None,
+    reduction: str,
+    *,
+    backend: Backend,
+) -> tuple[Array, list[Array]]:
+    """:func:`reduce` ``loss`` to a scalar, and carry each elementwise derivative
+    of ``loss`` through the same weights and reduction.
+
+    Each of ``derivatives`` is ``dL/dx`` at ``loss``'s shape for some input ``x``;
+    what comes back is ``d(result)/dx`` element by element, still at that shape.
+    Where a weight is 0 the derivative is exactly 0, even where ``dL/dx`` is not
+    finite. ``reduction`` is 'mean' or 'sum'.
+    """
+    if weights is not None:
+        loss = _weighted(loss, weights, backend=backend)
+        derivatives = [_weighted(d, weights, backend=backend) for d in derivatives]
+    if reduction == "sum" or 0 in loss.shape:
+        return backend.sum(loss), derivatives
+    if weights is None:
+        size = known_size(loss.shape)
+        # the mean's own divisor: a Dask array of unknown size counts its elements
+        divisor = backend.sum(backend.xp.ones_like(loss)) if size is None else size
+        return backend.mean(loss), [d / divisor for d in derivatives]
+    divisor = _mean_divisor(weights, loss, backend=backend)
+    return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
 
 
 def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
@@ -43,17 +73,15 @@ def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
     return backend.where(weights != 0, loss, 0.0) * weights
 
 
-def _masked_mean(weighted_loss: Array, weights: Array, *, backend: Backend) -> Array:
-    total = backend.sum(weighted_loss)
+def _mean_divisor(weights: Array, loss: Array, *, backend: Backend) -> Array:
+    """``sum(w)`` with ``w`` broadcast to ``loss``'s shape, or 1 where that is 0."""
     is_mask = weights.dtype == backend.xp.bool
-    count = (
-        backend.count(weights, weighted_loss.dtype) if is_mask else backend.sum(weights)
-    )
-    count = _count_at_broadcast_shape(count, weights, weighted_loss, backend=backend)
+    count = backend.count(weights, loss.dtype) if is_mask else backend.sum(weights)
+    count = _count_at_broadcast_shape(count, weights, loss, backend=backend)
     # where no weight is set every weighted element is exactly 0, and so is the total:
     # a divisor of 1 there keeps the mean 0 with finite gradients. A bool mask's count
     # is already at least 1 (it counts whole elements); weights need the where()
-    return total / (count if is_mask else backend.where(count == 0, 1.0, count))
+    return count if is_mask else backend.where(count == 0, 1.0, count)
 
 
 def _count_at_broadcast_shape(
