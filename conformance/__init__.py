@@ -6,7 +6,9 @@ formulas for Spotlight's seven losses, written plainly in float64
 (:mod:`conformance.references`), and peers' own functions where they compute the
 same quantity (:mod:`conformance.peers`: ``torch.nn.functional``, optax). It runs
 every backend x dtype x loss x shape x mask x reduction, values and gradients
-(:mod:`conformance.cases`, :mod:`conformance.gradients`), one row per deliberate
+(:mod:`conformance.cases`, :mod:`conformance.gradients`; the gradients by the
+library's autograd where it has one, and in closed form through
+``arraylosses.value_and_grad`` on every backend), one row per deliberate
 deviation from Spotlight (:mod:`conformance.deviations`), and a drop-in training
 run (:mod:`conformance.training`); then prints a table and writes a JSON report
 (:mod:`conformance.report`). Tolerances and their reasoning are in

@@ -8,7 +8,7 @@ float64 NumPy arrays. It knows nothing about the losses.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ class Backend:
     _asarray: Callable[[np.ndarray, Any], Any]
     _to_numpy: Callable[[Any], np.ndarray]
     version: str = ""
+    # several lazy results at once (Dask: one pass over their shared graph)
+    _compute_all: Callable[[Sequence[Any]], Sequence[Any]] | None = None
 
     @property
     def label(self) -> str:
@@ -51,6 +53,12 @@ class Backend:
         if values.dtype.kind in "biu":
             return values
         return values.astype(np.float64)
+
+    def to_numpy_all(self, *arrays: Any) -> list[np.ndarray]:
+        """Several arrays as :meth:`to_numpy` gives them, computed together."""
+        if self._compute_all is not None:
+            arrays = tuple(self._compute_all(arrays))
+        return [self.to_numpy(array) for array in arrays]
 
     def dtype_name(self, array: Any) -> str:
         """The name in :data:`DTYPES` of ``array``'s dtype, or its repr."""
@@ -157,7 +165,19 @@ def _dask(device: str) -> Backend:
         # default, in order, without a thread pool's start-up on every tiny graph.
         return np.asarray(array.compute(scheduler="synchronous"))
 
-    return Backend("dask", device, da, _dtypes(np), asarray, to_numpy, dask.__version__)
+    def compute_all(arrays: Sequence[Any]) -> Sequence[Any]:
+        return dask.compute(*arrays, scheduler="synchronous")
+
+    return Backend(
+        "dask",
+        device,
+        da,
+        _dtypes(np),
+        asarray,
+        to_numpy,
+        dask.__version__,
+        compute_all,
+    )
 
 
 def _cupy(device: str) -> Backend:

@@ -3,23 +3,27 @@
 DESIGN.md section 1 lists where arraylosses improves on Spotlight on purpose.
 Each becomes one row per loss it touches and per backend, in float32, showing
 Spotlight's value (its own code path, transcribed in
-:func:`references.spotlight_literal`) beside ours and the contract's. On
-backends with autograd the gradients are checked too, against central
-differences of the float64 reference (the naive formula's own autograd meets
-0·inf at exactly these inputs).
+:func:`references.spotlight_literal`) beside ours and the contract's. The
+gradients are checked too, by every method the backend has (its autograd, and
+the closed form of :func:`arraylosses.value_and_grad` on every backend), against
+central differences of the float64 reference (the naive formula's own autograd
+meets 0·inf at exactly these inputs). The two methods differ on purpose at a
+masked-out element whose loss is NaN or inf: autograd gives 0·NaN = NaN there
+(reported, not checked: the contract promises the value), the closed form
+exactly 0 (checked: value_and_grad promises it).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import cases, references
 from .backends import Backend
-from .gradients import AUTOGRAD, finite_differences
+from .gradients import CLOSED_FORM, GRADIENTS, LossCall, finite_differences, loss_call
 from .report import Row, describe, worst_pair
 from .tolerances import RTOL, normwise_error
 
@@ -33,13 +37,6 @@ OVERFLOW_LOSSES = ("pointwise_loss", "bpr_loss", "logistic_loss")
 
 def _batch(loss: cases.Loss) -> cases.Shape:
     return cases.SHAPES[loss.family][0]
-
-
-def _call(loss: cases.Loss, reduction: str = "mean") -> Callable[..., Any]:
-    import arraylosses  # noqa: PLC0415
-
-    function = getattr(arraylosses, loss.name)
-    return lambda *args: function(*args, reduction=reduction, **loss.kwargs)
 
 
 class _Deviation:
@@ -115,7 +112,7 @@ class _Deviation:
         )
         if floor is not None:
             value_floor = floor
-        call = _call(loss)
+        call = loss_call(loss)
         notes = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -143,7 +140,7 @@ class _Deviation:
                 "warned: " + "; ".join(sorted({str(w.message) for w in caught}))
             )
         grad_error, grad_passed = self.check_grads(
-            loss, call, arrays, contract, masked, grad_floor, notes
+            loss, call, arrays, contract, (masked, grad_floor, warning_free), notes
         )
         error, passed = max(error, grad_error), passed and grad_passed
         ours_text, expected_text = worst_pair(ours, expected)
@@ -162,44 +159,79 @@ class _Deviation:
     def check_grads(
         self,
         loss: cases.Loss,
-        call: Callable[..., Any],
+        call: LossCall,
         arrays: list[Any],
         contract: list[Any],
-        masked: np.ndarray | None,
-        floor: float,
+        how: tuple[np.ndarray | None, float, bool],
         notes: list[str],
     ) -> tuple[float, bool]:
-        """Ours against central differences of the formula, where there is autograd."""
-        vjp = AUTOGRAD.get(self.backend.name)
-        if vjp is None:
+        """Ours, by each method the backend has, against central differences.
+
+        ``how`` is (masked, floor, warning_free) as :meth:`compare` takes them: at
+        the masked-out element autograd's gradient is reported, not checked, and
+        the closed form's must be exactly 0; a warning is noted, and fails the
+        row where ``warning_free``.
+        """
+        masked, floor, warning_free = how
+        methods = GRADIENTS.get(self.backend.name, {})
+        if not methods:
             return 0.0, True
-        try:
-            _, grads = vjp(self.backend, call, arrays, loss.wrt, None, self.dtype)
-        except Exception as failure:  # noqa: BLE001 - a failing call is a failing row
-            notes.append(f"gradient raised {type(failure).__name__}: {failure}")
-            return float("inf"), False
         wanted = finite_differences(
             loss.name, contract, "mean", loss.kwargs, loss.wrt, None
         )
         worst, passed = 0.0, True
-        for index, ours, reference in zip(loss.wrt, grads, wanted, strict=True):
-            name = ("d/dfirst", "d/dsecond")[index]
-            if masked is not None:
-                hidden = np.broadcast_to(masked, ours.shape)
-                leaked = ours[hidden]
-                if not np.all(leaked == 0):
-                    notes.append(
-                        f"{name} at the masked-out element: {leaked.tolist()} "
-                        "(reported, not checked: the contract promises the value)"
+        for method, vjp in methods.items():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    _, grads = vjp(
+                        self.backend, call, arrays, loss.wrt, None, self.dtype
                     )
-            kept = np.ones(ours.shape, bool) if masked is None else ~hidden
-            error = normwise_error(ours[kept], reference[kept], floor)
-            worst = max(worst, error)
-            if error > self.tol:
-                passed = False
-                notes.append(f"{name} off: err {error:.1e}")
-        notes.append("gradients checked")
+                except Exception as failure:  # noqa: BLE001 - a failing call fails the row
+                    notes.append(
+                        f"{method} gradient raised {type(failure).__name__}: {failure}"
+                    )
+                    worst, passed = math.inf, False
+                    continue
+            if caught:
+                passed = passed and not warning_free
+                said = "; ".join(sorted({str(w.message) for w in caught}))
+                notes.append(f"{method} gradient warned: {said}")
+            for index, ours, reference in zip(loss.wrt, grads, wanted, strict=True):
+                name = f"{('d/dfirst', 'd/dsecond')[index]} ({method})"
+                kept = np.ones(ours.shape, bool)
+                if masked is not None:
+                    kept = ~np.broadcast_to(masked, ours.shape)
+                    if not self.masked_ok(name, method, ours[~kept], notes):
+                        worst, passed = math.inf, False
+                error = normwise_error(ours[kept], reference[kept], floor)
+                worst = max(worst, error)
+                if error > self.tol:
+                    passed = False
+                    notes.append(f"{name} off: err {error:.1e}")
+        notes.append(f"gradients checked ({', '.join(methods)})")
         return worst, passed
+
+    @staticmethod
+    def masked_ok(name: str, method: str, leaked: np.ndarray, notes: list[str]) -> bool:
+        """The gradient at the masked-out element: noted, and checked for the closed
+        form, which promises exactly 0 where autograd meets 0·NaN or 0·inf."""
+        exact_zero = bool(np.all(leaked == 0))
+        if method == CLOSED_FORM:
+            if exact_zero:
+                notes.append(f"{name} at the masked-out element: 0, as promised")
+            else:
+                notes.append(
+                    f"{name} at the masked-out element: {leaked.tolist()}, "
+                    "expected exactly 0 (value_and_grad promises it)"
+                )
+            return exact_zero
+        if not exact_zero:
+            notes.append(
+                f"{name} at the masked-out element: {leaked.tolist()} "
+                "(reported, not checked: the contract promises the value)"
+            )
+        return True
 
 
 def _loss_shape(
@@ -340,7 +372,7 @@ def _refused(
     )
     arrays = run.arrays(first, second, None)
     try:
-        result = run.backend.to_numpy(_call(loss)(*arrays))
+        result = run.backend.to_numpy(loss_call(loss)(*arrays))
     except ValueError as error:
         ours, passed, note = "ValueError", True, str(error)
     except Exception as error:  # noqa: BLE001

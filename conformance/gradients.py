@@ -1,9 +1,13 @@
-"""Gradients: ours through each library's autograd, the references' two ways.
+"""Gradients: ours two ways, the references' two ways.
 
-Ours: a vector-Jacobian product through the library's own autograd, with a
-cotangent of 1 for a reduced loss and a fixed cotangent (values exact in every
-dtype) for ``reduction="none"``. The table :data:`AUTOGRAD` says which
-backends have one.
+Ours, as a vector-Jacobian product with a cotangent of 1 for a reduced loss and
+a fixed cotangent (values exact in every dtype) for ``reduction="none"``, by
+each method the backend has (the table :data:`GRADIENTS`):
+
+- ``"autograd"``: through the library's own autograd (PyTorch, JAX);
+- ``"closed form"``: through :func:`arraylosses.value_and_grad`, on every
+  backend, NumPy, array-api-strict, Dask and CuPy included, which have no
+  autograd. Where a backend has both, both are checked.
 
 References, both in float64 on the same rounded inputs as ours:
 
@@ -17,16 +21,21 @@ References, both in float64 on the same rounded inputs as ours:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import references
+from . import cases, references
 from .backends import Backend
 
 __all__ = [
-    "AUTOGRAD",
+    "BY_AUTOGRAD",
+    "CLOSED_FORM",
+    "GRADIENTS",
+    "LossCall",
     "finite_differences",
+    "loss_call",
     "reference_gradients",
     "torch_available",
 ]
@@ -35,9 +44,32 @@ __all__ = [
 VJP = Callable[..., tuple[np.ndarray, list[np.ndarray]]]
 
 
+@dataclass(frozen=True)
+class LossCall:
+    """A public loss with its reduction and options, called on (first, second, mask).
+
+    Autograd only calls it; the closed form needs its parts, to hand the function
+    itself to :func:`arraylosses.value_and_grad`.
+    """
+
+    function: Callable[..., Any]
+    reduction: str = "mean"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args, reduction=self.reduction, **self.options)
+
+
+def loss_call(loss: cases.Loss, reduction: str = "mean") -> LossCall:
+    """The public function of ``loss``, with ``reduction`` and ``loss``'s options."""
+    import arraylosses  # noqa: PLC0415 - imported when a run starts, not at collection
+
+    return LossCall(getattr(arraylosses, loss.name), reduction, loss.kwargs)
+
+
 def _torch_vjp(
     backend: Backend,
-    call: Callable[..., Any],
+    call: LossCall,
     args: Sequence[Any],
     wrt: Sequence[int],
     cotangent: np.ndarray | None,
@@ -62,7 +94,7 @@ def _torch_vjp(
 
 def _jax_vjp(
     backend: Backend,
-    call: Callable[..., Any],
+    call: LossCall,
     args: Sequence[Any],
     wrt: Sequence[int],
     cotangent: np.ndarray | None,
@@ -95,12 +127,122 @@ def _jax_vjp(
     return backend.to_numpy(out), [backend.to_numpy(g) for g in grads]
 
 
-# Ours, per backend. NumPy, array-api-strict, Dask and CuPy have no autograd and
-# get value rows only. A later change adds closed-form gradients for them: they
-# belong in this table, under the backend's name, with the same signature.
-AUTOGRAD: dict[str, VJP] = {
-    "torch": _torch_vjp,
-    "jax": _jax_vjp,
+# Half-precision inputs are computed in float32 (DESIGN.md section 2), and so are
+# the weights mask·c of the closed form's pullback: exact products there, where
+# the half type would round the product of a rounded weight and c = 1.5.
+_WEIGHTS_DTYPE = {"float16": "float32", "bfloat16": "float32"}
+
+
+def _closed_form_vjp(
+    backend: Backend,
+    call: LossCall,
+    args: Sequence[Any],
+    wrt: Sequence[int],
+    cotangent: np.ndarray | None,
+    dtype: str,
+    jit: bool = False,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The VJP through :func:`arraylosses.value_and_grad`, on any backend.
+
+    A reduced loss: its value and gradients as they come. ``reduction="none"``
+    with a cotangent c: ``value_and_grad`` takes scalar losses only, and the
+    pullback of ``L·mask`` at c is the gradient of ``sum(L·mask·c)``, so it runs
+    with ``reduction="sum"`` and the weights mask·c as the mask (a bool mask:
+    c where True, 0 elsewhere; no mask: c); the value is then the loss's own,
+    from ``call``. Explicit losses give no gradient for the observed ratings
+    (argument 0), so ``wrt`` may name it for the implicit losses only.
+    """
+    import arraylosses  # noqa: PLC0415 - imported when a run starts, not at collection
+
+    gradients_of = arraylosses.value_and_grad(call.function)
+    first, second, mask = args
+    if cotangent is None:
+        reduction, weights = call.reduction, mask
+    else:
+        reduction = "sum"
+        weights = backend.array(
+            _weights_times(backend, mask, cotangent), _WEIGHTS_DTYPE.get(dtype, dtype)
+        )
+
+    def value_and_grads(first: Any, second: Any, mask: Any, weights: Any) -> Any:
+        value, grads = gradients_of(
+            first, second, weights, reduction=reduction, **call.options
+        )
+        if cotangent is not None:
+            value = call(first, second, mask)
+        return value, grads
+
+    if jit:
+        if backend.name != "jax":
+            msg = f"no jit for {backend.name}"
+            raise ValueError(msg)
+        value_and_grads = backend.module.jit(value_and_grads)
+    value, grads = value_and_grads(first, second, mask, weights)
+    # implicit losses: (d_first, d_second); explicit: d_second (the predictions)
+    by_index = dict(enumerate(grads)) if isinstance(grads, tuple) else {1: grads}
+    unknown = [index for index in wrt if index not in by_index]
+    if unknown:
+        msg = f"value_and_grad gives no gradient for argument {unknown}"
+        raise ValueError(msg)
+    chosen = [by_index[index] for index in wrt]
+    problems = [
+        problem
+        for index, gradient in zip(wrt, chosen, strict=True)
+        for problem in _unlike(f"d/d{_ARGUMENTS[index]}", gradient, args[index])
+    ]
+    if cotangent is None:
+        problems.extend(_unlike("value", value, None, like_dtype=second.dtype))
+    if problems:
+        # the promise of value_and_grad: each gradient like its argument
+        raise TypeError("; ".join(problems))
+    value, *chosen = backend.to_numpy_all(value, *chosen)
+    return value, chosen
+
+
+_ARGUMENTS = ("first", "second")
+
+
+def _weights_times(backend: Backend, mask: Any, cotangent: np.ndarray) -> np.ndarray:
+    """mask·c at the loss's shape, in float64 (exact: c is -1, 0.5, 1, 1.5 or 2)."""
+    if mask is None:
+        return cotangent
+    values = backend.to_numpy(mask)
+    if values.dtype == np.bool_:
+        return np.where(values, cotangent, 0.0)
+    return values.astype(np.float64) * cotangent
+
+
+def _unlike(name: str, array: Any, like: Any, *, like_dtype: Any = None) -> list[str]:
+    """How ``array`` differs from ``like`` in library, shape, dtype and device.
+
+    ``like`` None: a scalar result, of dtype ``like_dtype``.
+    """
+    if like is None:
+        shape, dtype = (), like_dtype
+    else:
+        shape, dtype = tuple(like.shape), like.dtype
+        if type(array) is not type(like):
+            return [f"{name} is a {type(array).__name__}, not a {type(like).__name__}"]
+        if getattr(array, "device", None) != getattr(like, "device", None):
+            return [f"{name} on {array.device}, not {like.device}"]
+    problems = []
+    if tuple(array.shape) != shape:
+        problems.append(f"{name} has shape {tuple(array.shape)}, expected {shape}")
+    if array.dtype != dtype:
+        problems.append(f"{name} has dtype {array.dtype}, expected {dtype}")
+    return problems
+
+
+# Ours, per backend (as backends.py names them) and method: autograd where the
+# library has one, and the closed form (arraylosses.value_and_grad) everywhere.
+BY_AUTOGRAD, CLOSED_FORM = "autograd", "closed form"
+GRADIENTS: dict[str, dict[str, VJP]] = {
+    "numpy": {CLOSED_FORM: _closed_form_vjp},
+    "array_api_strict": {CLOSED_FORM: _closed_form_vjp},
+    "torch": {BY_AUTOGRAD: _torch_vjp, CLOSED_FORM: _closed_form_vjp},
+    "jax": {BY_AUTOGRAD: _jax_vjp, CLOSED_FORM: _closed_form_vjp},
+    "dask": {CLOSED_FORM: _closed_form_vjp},
+    "cupy": {CLOSED_FORM: _closed_form_vjp},
 }
 
 

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .gradients import BY_AUTOGRAD, CLOSED_FORM
+
 __all__ = ["Row", "describe", "print_report", "worst_pair", "write_json"]
 
 
@@ -38,6 +40,9 @@ class Row:
     mode: str = "eager"  # eager, jit
     note: str = ""
     spotlight: str = ""  # deviation rows: Spotlight's value beside ours
+    # how ours was differentiated: "autograd" (the library's), "closed form"
+    # (arraylosses.value_and_grad); on a value row, whose value it is; "" otherwise
+    gradient: str = ""
 
     @property
     def case(self) -> str:
@@ -45,7 +50,9 @@ class Row:
         return (
             f"{self.loss}{options} on {self.backend} {self.dtype} "
             f"shape={self.shape} mask={self.mask} reduction={self.reduction} "
-            f"{self.kind}" + (f" [{self.mode}]" if self.mode != "eager" else "")
+            f"{self.kind}"
+            + (f" ({self.gradient})" if self.gradient else "")
+            + (f" [{self.mode}]" if self.mode != "eager" else "")
         )
 
 
@@ -99,6 +106,13 @@ def _worst(members: Sequence[Row]) -> str:
     return f"{_fmt(row.error)} {_SHORT.get(row.dtype, row.dtype)}"
 
 
+_GRADIENTS = (BY_AUTOGRAD, CLOSED_FORM)
+
+
+def _is_grad(row: Row, method: str) -> bool:
+    return row.kind == "grad" and row.gradient == method
+
+
 def _verdict(row: Row | None) -> str:
     if row is None:
         return "-"
@@ -137,7 +151,6 @@ def print_report(
     table = []
     for (backend, loss), members in groups.items():
         values = [r for r in members if r.kind != "grad" and r.tol > 0]
-        grads = [r for r in members if r.kind == "grad" and r.tol > 0]
         table.append(
             [
                 backend,
@@ -146,12 +159,23 @@ def print_report(
                 str(sum(r.passed for r in members)),
                 str(sum(not r.passed for r in members)),
                 _worst(values),
-                _worst(grads),
+                *(
+                    _worst([r for r in members if _is_grad(r, m) and r.tol > 0])
+                    for m in _GRADIENTS
+                ),
             ]
         )
     _table(
         out,
-        ["backend", "loss", "cases", "passed", "failed", "worst value", "worst grad"],
+        [
+            "backend",
+            "loss",
+            "cases",
+            "passed",
+            "failed",
+            "worst value",
+            *(f"worst grad ({m})" for m in _GRADIENTS),
+        ],
         table,
         right=2,
     )
@@ -163,7 +187,14 @@ def print_report(
             by_dtype[row.backend, row.dtype].append(row)
     _table(
         out,
-        ["backend", "dtype", "cases", "tolerance", "worst value", "worst grad"],
+        [
+            "backend",
+            "dtype",
+            "cases",
+            "tolerance",
+            "worst value",
+            *(f"worst grad ({m})" for m in _GRADIENTS),
+        ],
         (
             [
                 backend,
@@ -175,10 +206,14 @@ def print_report(
                         (r.error for r in members if r.kind != "grad"), default=math.nan
                     )
                 ),
-                _fmt(
-                    max(
-                        (r.error for r in members if r.kind == "grad"), default=math.nan
+                *(
+                    _fmt(
+                        max(
+                            (r.error for r in members if _is_grad(r, m)),
+                            default=math.nan,
+                        )
                     )
+                    for m in _GRADIENTS
                 ),
             ]
             for (backend, dtype), members in by_dtype.items()
@@ -193,7 +228,9 @@ def print_report(
             "and the float16 promise (section 2) ==\n"
             "Spotlight: its own code path (references.spotlight_literal) or, where "
             "marked, a naive transcription; contract: the formula as the contract "
-            "states it; one column per backend (ours must match the contract)\n"
+            "states it; one column per backend (ours must match the contract, and "
+            "our gradients, autograd and closed form, central differences of it; "
+            "the notes in the JSON report say what each gradient gave)\n"
         )
         backends = list(dict.fromkeys(r.backend for r in deviations))
         cells: dict[tuple[str, str, str], dict[str, Row]] = defaultdict(dict)

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
 
 from . import cases, references
 from .backends import Backend
-from .gradients import AUTOGRAD, finite_differences, reference_gradients
+from .gradients import (
+    CLOSED_FORM,
+    GRADIENTS,
+    VJP,
+    LossCall,
+    finite_differences,
+    loss_call,
+    reference_gradients,
+)
 from .peers import Peer
 from .report import Row, worst_pair
 from .tolerances import FD_RTOL, RTOL, normwise_error
 
 __all__ = ["reference_checks", "run_backend"]
+
+VALUE_REFERENCE = "spotlight formula (float64)"
 
 
 def _fingerprint(*arrays: np.ndarray | None) -> str:
@@ -36,6 +45,13 @@ class References:
     def __init__(self, gradient_method: str) -> None:
         self.gradient_method = gradient_method
         self._cache: dict[tuple[Any, ...], Any] = {}
+
+    @property
+    def gradient_name(self) -> str:
+        """What the reference gradients are, for the rows' ``reference_name``."""
+        if self.gradient_method == "autograd":
+            return "torch autograd of the formula (float64)"
+        return "central differences of the formula (float64)"
 
     def _get(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -79,17 +95,6 @@ class References:
                 loss.name, rounded[0], rounded[1], reduction, loss.kwargs
             ),
         )
-
-
-def _losses_module() -> Any:
-    import arraylosses  # noqa: PLC0415 - imported when a run starts, not at collection
-
-    return arraylosses
-
-
-def _call(loss: cases.Loss, reduction: str) -> Callable[..., Any]:
-    function = getattr(_losses_module(), loss.name)
-    return partial(function, reduction=reduction, **loss.kwargs)
 
 
 def _row(
@@ -152,13 +157,8 @@ def run_backend(
 ) -> list[Row]:
     """Every case of the matrix on ``backend``, in each of ``dtypes`` it has."""
     rows: list[Row] = []
-    vjp = AUTOGRAD.get(backend.name)
-    reference_name = "spotlight formula (float64)"
-    grad_reference = (
-        "torch autograd of the formula (float64)"
-        if refs.gradient_method == "autograd"
-        else "central differences of the formula (float64)"
-    )
+    methods = GRADIENTS.get(backend.name, {})
+    reference_name = VALUE_REFERENCE
     groups = [
         (loss, shape, mask)
         for loss in losses
@@ -187,7 +187,7 @@ def run_backend(
                     rounded, loss, shape.loss_shape, reduction, inputs.cotangent
                 )
                 reference = refs.value(loss, rounded, reduction)
-                call = _call(loss, reduction)
+                call = loss_call(loss, reduction)
                 try:
                     result = call(*arrays)
                     ours = backend.to_numpy(result)
@@ -223,32 +223,81 @@ def run_backend(
                                 )
                             )
 
-                if vjp is not None:
-                    try:
-                        _, grads = vjp(
-                            backend, call, arrays, loss.wrt, cotangent, dtype
-                        )
-                    except Exception as error:  # noqa: BLE001
-                        rows.append(
-                            _row(
-                                *common,
-                                "grad",
-                                grad_reference,
-                                **_error_fields(error, tol),
-                            )
-                        )
-                        continue
-                    expected = refs.grads(loss, rounded, reduction, cotangent)
-                    rows.append(
-                        _row(
-                            *common,
-                            "grad",
-                            grad_reference,
-                            **_compare_grads(grads, expected, grad_floor, tol),
+                for method, vjp in methods.items():
+                    rows.extend(
+                        _gradient_rows(
+                            common,
+                            (method, vjp),
+                            call,
+                            arrays,
+                            rounded,
+                            cotangent,
+                            refs,
+                            (value_floor, grad_floor),
                         )
                     )
     if backend.name == "jax":
         rows.extend(_jax_jit_subset(backend, dtypes, seed, refs, losses))
+    return rows
+
+
+def _gradient_rows(
+    common: tuple[Any, ...],
+    method_and_vjp: tuple[str, VJP],
+    call: LossCall,
+    arrays: Sequence[Any],
+    rounded: Sequence[np.ndarray | None],
+    cotangent: np.ndarray | None,
+    refs: References,
+    floors: tuple[float, float],
+    *,
+    jit: bool = False,
+) -> list[Row]:
+    """One method's gradient row, after a row for its value where that is its own.
+
+    The closed form's value of a reduced loss is value_and_grad's own; under jit
+    the value is the jitted function's. Otherwise the value is the loss's, which
+    its value row checks already.
+    """
+    backend, loss, dtype, _, _, reduction = common
+    method, vjp = method_and_vjp
+    value_floor, grad_floor = floors
+    tol = RTOL[dtype]
+    extra = {"gradient": method, "mode": "jit" if jit else "eager"}
+    try:
+        value, grads = vjp(backend, call, arrays, loss.wrt, cotangent, dtype, jit=jit)
+    except Exception as error:  # noqa: BLE001 - a failing call is a failing row
+        return [
+            _row(
+                *common,
+                "grad",
+                refs.gradient_name,
+                **extra,
+                **_error_fields(error, tol),
+            )
+        ]
+    rows = []
+    if jit or (method == CLOSED_FORM and reduction != "none"):
+        reference = refs.value(loss, rounded, reduction)
+        rows.append(
+            _row(
+                *common,
+                "value",
+                VALUE_REFERENCE,
+                **extra,
+                **_compare(value, reference, value_floor, tol),
+            )
+        )
+    expected = refs.grads(loss, rounded, reduction, cotangent)
+    rows.append(
+        _row(
+            *common,
+            "grad",
+            refs.gradient_name,
+            **extra,
+            **_compare_grads(grads, expected, grad_floor, tol),
+        )
+    )
     return rows
 
 
@@ -293,11 +342,10 @@ def _jax_jit_subset(
     refs: References,
     losses: Sequence[cases.Loss],
 ) -> list[Row]:
-    """Value and gradient under jax.jit, float32 (or the first dtype asked for)."""
+    """Value and gradient under jax.jit by each method (autograd, closed form), in
+    float32 (or the first dtype asked for)."""
     rows: list[Row] = []
     dtype = "float32" if "float32" in dtypes else dtypes[0]
-    tol = RTOL[dtype]
-    vjp = AUTOGRAD["jax"]
     for loss in losses:
         shape = next(s for s in cases.SHAPES[loss.family] if s.label == "sequence")
         mask = "float"
@@ -311,55 +359,23 @@ def _jax_jit_subset(
         for reduction in ("mean", "none"):
             common = (backend, loss, dtype, shape, mask, reduction)
             cotangent = inputs.cotangent if reduction == "none" else None
-            value_floor, grad_floor = cases.scales(
+            floors = cases.scales(
                 rounded, loss, shape.loss_shape, reduction, inputs.cotangent
             )
-            try:
-                ours, grads = vjp(
-                    backend,
-                    _call(loss, reduction),
-                    arrays,
-                    loss.wrt,
-                    cotangent,
-                    dtype,
-                    jit=True,
-                )
-            except Exception as error:  # noqa: BLE001
-                rows.append(
-                    _row(
-                        *common,
-                        "value",
-                        "jax.jit",
-                        mode="jit",
-                        **_error_fields(error, tol),
+            for method_and_vjp in GRADIENTS["jax"].items():
+                rows.extend(
+                    _gradient_rows(
+                        common,
+                        method_and_vjp,
+                        loss_call(loss, reduction),
+                        arrays,
+                        rounded,
+                        cotangent,
+                        refs,
+                        floors,
+                        jit=True,
                     )
                 )
-                continue
-            rows.append(
-                _row(
-                    *common,
-                    "value",
-                    "spotlight formula (float64)",
-                    mode="jit",
-                    **_compare(
-                        ours, refs.value(loss, rounded, reduction), value_floor, tol
-                    ),
-                )
-            )
-            rows.append(
-                _row(
-                    *common,
-                    "grad",
-                    "reference gradient (float64)",
-                    mode="jit",
-                    **_compare_grads(
-                        grads,
-                        refs.grads(loss, rounded, reduction, cotangent),
-                        grad_floor,
-                        tol,
-                    ),
-                )
-            )
     return rows
 
 

@@ -158,7 +158,9 @@ def test_no_framework_is_imported_to_detect_one():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", [arraylosses.implicit, arraylosses.explicit])
+@pytest.mark.parametrize(
+    "module", [arraylosses.implicit, arraylosses.explicit, arraylosses._gradients]
+)
 def test_docstring_examples_run(module):
     failures, attempted = doctest.testmod(module, raise_on_error=False)
     assert attempted >= 3
