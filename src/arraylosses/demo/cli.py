@@ -1,0 +1,487 @@
+"""``python -m arraylosses demo``: train one model per loss and compare them.
+
+Every model is the same factorization, trained by the same array API loop with
+gradients from :func:`arraylosses.value_and_grad`, on the backend the user
+names; only the loss changes. The table reads each against a random and a
+popularity baseline (a global-mean one for ratings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .._namespace import backend_of
+
+Namespace = Any
+
+__all__ = ["main"]
+
+# the module whose asarray makes an array of each backend
+BACKEND_MODULES = {
+    "numpy": "numpy",
+    "torch": "torch",
+    "jax": "jax.numpy",
+    "cupy": "cupy",
+    "array_api_strict": "array_api_strict",
+}
+BACKEND_PACKAGES = {"jax": "jax[cpu]", "array_api_strict": "array-api-strict"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return _demo(arguments, parser)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m arraylosses",
+        description="Spotlight's losses over the array API standard.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="train a recommender with each loss and compare them",
+        description=(
+            "Train one factorization model per implicit loss (and, with "
+            "--explicit, per explicit loss) with gradients from "
+            "arraylosses.value_and_grad, in a training loop written once over the "
+            "array API, and print each model's test metrics beside baselines."
+        ),
+    )
+    demo.add_argument(
+        "--backend",
+        choices=sorted(BACKEND_MODULES),
+        default="numpy",
+        help="array library to train with (default: numpy)",
+    )
+    demo.add_argument(
+        "--losses",
+        type=_loss_list,
+        metavar="NAMES",
+        help=(
+            "comma-separated losses to train, among "
+            f"{', '.join(_all_losses())} (default: the four implicit ones, and the "
+            "three explicit ones with --explicit)"
+        ),
+    )
+    demo.add_argument(
+        "--explicit",
+        action="store_true",
+        help="also train the explicit losses on the ratings",
+    )
+    demo.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help=(
+            "CSV or Parquet file of interactions with columns user, item and "
+            "optionally rating (default: a synthetic dataset)"
+        ),
+    )
+    demo.add_argument("--epochs", type=_positive(int), default=10, help="default: 10")
+    demo.add_argument(
+        "--dim", type=_positive(int), default=16, help="embedding size (default: 16)"
+    )
+    demo.add_argument(
+        "--batch-size", type=_positive(int), default=256, help="default: 256"
+    )
+    demo.add_argument(
+        "--learning-rate", type=_positive(float), default=5e-3, help="default: 5e-3"
+    )
+    demo.add_argument(
+        "--l2", type=_non_negative(float), default=1e-5, help="default: 1e-5"
+    )
+    demo.add_argument(
+        "--negatives",
+        type=_positive(int),
+        default=5,
+        help="negatives per positive for the adaptive hinge (default: 5)",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="default: 0")
+    demo.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="write the training curves to this PNG file (needs matplotlib)",
+    )
+    return parser
+
+
+def _all_losses() -> list[str]:
+    from .training import EXPLICIT_LOSSES, IMPLICIT_LOSSES  # noqa: PLC0415
+
+    return [*IMPLICIT_LOSSES, *EXPLICIT_LOSSES]
+
+
+def _loss_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _all_losses()]
+    if not names or unknown:
+        msg = (
+            f"unknown loss {', '.join(unknown) or repr(text)}; "
+            f"choose among {', '.join(_all_losses())}"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    return list(dict.fromkeys(names))
+
+
+def _positive(kind: type[int | float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = _number(kind, text)
+        if not value > 0:
+            msg = f"must be positive, got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _non_negative(kind: type[float]) -> Any:
+    def parse(text: str) -> float:
+        value = _number(kind, text)
+        if not value >= 0:
+            msg = f"must be at least 0, got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _number(kind: type[int | float], text: str) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        msg = f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def namespace(backend: str) -> Namespace:
+    """The array API namespace of ``backend``, importing the library, which the
+    user has asked for by name.
+
+    Raises
+    ------
+    RuntimeError
+        If the library is not installed, or CuPy sees no GPU.
+    """
+    module_name = BACKEND_MODULES[backend]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        package = BACKEND_PACKAGES.get(backend, backend)
+        msg = f"--backend {backend} needs {package}: pip install {package} ({error})"
+        raise RuntimeError(msg) from None
+    if backend == "cupy" and module.cuda.runtime.getDeviceCount() < 1:
+        msg = "--backend cupy needs a CUDA GPU, and CuPy sees none"
+        raise RuntimeError(msg)
+    return backend_of(module.asarray(0.0), "backend").xp
+
+
+@dataclass
+class Result:
+    """One row of the demo's table."""
+
+    model: str
+    loss: str = "-"
+    predicts: str = "-"
+    epochs: int | None = None
+    seconds: float | None = None
+    final_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)
+
+
+def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    # imported here: `python -m arraylosses --help` needs no NumPy
+    from . import data as datasets  # noqa: PLC0415
+    from .training import EXPLICIT_LOSSES, IMPLICIT_LOSSES, Settings  # noqa: PLC0415
+
+    losses = arguments.losses or [
+        *IMPLICIT_LOSSES,
+        *(EXPLICIT_LOSSES if arguments.explicit else ()),
+    ]
+    if arguments.plot is not None:
+        _check_plot_path(arguments.plot, parser)
+    try:
+        xp = namespace(arguments.backend)
+    except RuntimeError as error:
+        parser.error(str(error))
+    try:
+        interactions = (
+            datasets.synthetic(seed=arguments.seed)
+            if arguments.data is None
+            else datasets.load(arguments.data)
+        )
+    except (OSError, ValueError, ImportError) as error:
+        parser.error(f"--data: {error}")
+    explicit = [name for name in losses if name in EXPLICIT_LOSSES]
+    if explicit and interactions.ratings is None:
+        parser.error(
+            f"the explicit losses ({', '.join(explicit)}) need ratings, and "
+            f"{arguments.data} has no rating column"
+        )
+    train, test = datasets.train_test_split(interactions, seed=arguments.seed)
+    settings = Settings(
+        epochs=arguments.epochs,
+        dim=arguments.dim,
+        batch_size=arguments.batch_size,
+        learning_rate=arguments.learning_rate,
+        l2=arguments.l2,
+        negatives=arguments.negatives,
+        seed=arguments.seed,
+    )
+    source = "synthetic" if arguments.data is None else str(arguments.data)
+    sys.stderr.write(
+        f"Data: {source}: {interactions.n_users} users, {interactions.n_items} "
+        f"items, {len(train)} training and {len(test)} test interactions. "
+        f"Backend: {arguments.backend}.\n"
+    )
+    implicit = [name for name in losses if name in IMPLICIT_LOSSES]
+    sections = []
+    if implicit:
+        sections.append(
+            ("Implicit feedback: ranking unseen items", "implicit", implicit)
+        )
+    if explicit:
+        sections.append(("Explicit feedback: predicting ratings", "explicit", explicit))
+    trained: list[Result] = []
+    for title, family, names in sections:
+        results = _run_family(family, names, train, test, xp=xp, settings=settings)
+        sys.stdout.write(
+            _table(title, family, results, backend=arguments.backend) + "\n"
+        )
+        trained.extend(result for result in results if result.curve)
+    if arguments.plot is not None:
+        _plot(trained, arguments.plot)
+        sys.stderr.write(f"Training curves written to {arguments.plot}\n")
+    return 0
+
+
+def _check_plot_path(path: Path, parser: argparse.ArgumentParser) -> None:
+    # before any training: a run must not end in an error it could have foreseen
+    if path.suffix.lower() != ".png":
+        parser.error(f"--plot: {path} must end in .png")
+    if not path.parent.is_dir():
+        parser.error(f"--plot: the folder {path.parent} does not exist")
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
+
+
+def _run_family(
+    family: str,
+    names: list[str],
+    train: Any,
+    test: Any,
+    *,
+    xp: Namespace,
+    settings: Any,
+) -> list[Result]:
+    from . import evaluation  # noqa: PLC0415
+    from .training import train as fit  # noqa: PLC0415
+
+    results = _baselines(family, names, train, test, xp=xp, seed=settings.seed)
+    for name in names:
+        progress = _Progress(name, settings.epochs)
+        start = time.perf_counter()
+        trained = fit(
+            name,
+            train,
+            xp=xp,
+            settings=settings,
+            on_batch=progress.batch,
+            on_epoch=progress.epoch,
+        )
+        seconds = time.perf_counter() - start
+        model = trained.model
+        if family == "implicit":
+            ranking = evaluation.ranking_metrics(model.all_scores(), train, test, xp=xp)
+            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_10}
+        else:
+            scores, _, _ = model.score(xp.asarray(test.users), xp.asarray(test.items))
+            predicted = evaluation.predicted_outcome(name, scores, xp=xp)
+            observed = xp.asarray(evaluation.observed_outcome(name, test.ratings))
+            metrics = {"RMSE": evaluation.rmse(predicted, observed, xp=xp)}
+        results.append(
+            Result(
+                model="factorization",
+                loss=name,
+                predicts=_OUTCOMES.get(name, "-"),
+                epochs=settings.epochs,
+                seconds=seconds,
+                final_loss=trained.epoch_losses[-1],
+                metrics=metrics,
+                curve=trained.epoch_losses,
+            )
+        )
+    return results
+
+
+def _baselines(
+    family: str, names: list[str], train: Any, test: Any, *, xp: Namespace, seed: int
+) -> list[Result]:
+    from . import evaluation  # noqa: PLC0415
+
+    if family == "implicit":
+        baselines = []
+        for model, scores in (
+            (
+                "random",
+                evaluation.random_scores(train.n_users, train.n_items, seed=seed),
+            ),
+            ("popularity", evaluation.popularity_scores(train)),
+        ):
+            ranking = evaluation.ranking_metrics(xp.asarray(scores), train, test, xp=xp)
+            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_10}
+            baselines.append(Result(model=model, metrics=metrics))
+        return baselines
+    # one global mean per outcome: the rating's, or the share of likes
+    outcomes = dict.fromkeys("logistic" if n == "logistic" else "rating" for n in names)
+    baselines = []
+    for outcome in outcomes:
+        loss = "logistic" if outcome == "logistic" else "regression"
+        observed = evaluation.observed_outcome(loss, test.ratings)
+        mean = float(evaluation.observed_outcome(loss, train.ratings).mean())
+        rmse = evaluation.rmse(
+            xp.full(observed.shape, mean, dtype=xp.float32), xp.asarray(observed), xp=xp
+        )
+        label = "global like rate" if outcome == "logistic" else "global mean"
+        baselines.append(
+            Result(model=label, predicts=_OUTCOMES[loss], metrics={"RMSE": rmse})
+        )
+    return baselines
+
+
+_OUTCOMES = {
+    "regression": "rating",
+    "poisson": "rating, as a count",
+    "logistic": "like: rating >= 4",
+}
+
+
+def _table(title: str, family: str, results: list[Result], *, backend: str) -> str:
+    metric_names = ["MRR", "P@10"] if family == "implicit" else ["RMSE"]
+    header = ["model", "loss", "backend", "epochs", "seconds", "final train loss"]
+    if family == "explicit":
+        header.insert(2, "predicts")
+    header += [f"test {name}" for name in metric_names]
+    rows = []
+    for result in results:
+        row = [
+            result.model,
+            result.loss,
+            backend,
+            _cell(result.epochs),
+            _cell(result.seconds, "{:.1f}"),
+            _cell(result.final_loss, "{:.4f}"),
+        ]
+        if family == "explicit":
+            row.insert(2, result.predicts)
+        rows.append(row + [f"{result.metrics[name]:.4f}" for name in metric_names])
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    numeric = {
+        header.index(h)
+        for h in header
+        if h not in ("model", "loss", "backend", "predicts")
+    }
+
+    def line(cells: list[str]) -> str:
+        return (
+            "| "
+            + " | ".join(
+                cell.rjust(width) if i in numeric else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+            )
+            + " |"
+        )
+
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (width + 1) + (":" if i in numeric else "-")
+            for i, width in enumerate(widths)
+        )
+        + "|"
+    )
+    return "\n".join([f"\n{title}\n", line(header), rule, *map(line, rows)])
+
+
+def _cell(value: float | None, style: str = "{}") -> str:
+    return "-" if value is None else style.format(value)
+
+
+class _Progress:
+    """A progress bar per epoch on stderr; one line per epoch where stderr is not a terminal."""
+
+    WIDTH = 30
+    REDRAW_SECONDS = 0.1  # a terminal needs no more than ten frames a second
+
+    def __init__(self, name: str, epochs: int, stream: TextIO | None = None) -> None:
+        self.name = name
+        self.epochs = epochs
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.drawn_at = 0.0
+
+    def batch(self, epoch: int, done: int, batches: int) -> None:
+        now = time.perf_counter()
+        if not self.live or (
+            now - self.drawn_at < self.REDRAW_SECONDS and done < batches
+        ):
+            return
+        self.drawn_at = now
+        filled = self.WIDTH * done // batches
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r{self._label(epoch)} [{bar}] {done}/{batches}")
+        self.stream.flush()
+
+    def epoch(self, epoch: int, mean_loss: float) -> None:
+        if self.live:  # over the bar, and past its batch count
+            line = f"\r{self._label(epoch)} [{'#' * self.WIDTH}] loss {mean_loss:.4f}"
+            self.stream.write(line.ljust(len(line) + 8) + "\n")
+        else:
+            self.stream.write(f"{self._label(epoch)}: loss {mean_loss:.4f}\n")
+        self.stream.flush()
+
+    def _label(self, epoch: int) -> str:
+        return (
+            f"{self.name:>14} epoch {epoch + 1:>{len(str(self.epochs))}}/{self.epochs}"
+        )
+
+
+def _plot(results: list[Result], path: Path) -> None:
+    matplotlib = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")  # a file, not a window
+    pyplot = importlib.import_module("matplotlib.pyplot")
+    columns = min(len(results), 4)
+    rows = -(-len(results) // columns)
+    figure, axes = pyplot.subplots(
+        rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False
+    )
+    for axis in axes.flat[len(results) :]:
+        axis.set_visible(False)
+    for axis, result in zip(axes.flat, results, strict=False):
+        epochs = range(1, len(result.curve) + 1)
+        axis.plot(epochs, result.curve, marker="o", markersize=3)
+        summary = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+        axis.set_title(f"{result.loss}\n{summary}", fontsize=9)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("mean training loss")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
