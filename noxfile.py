@@ -81,8 +81,9 @@ def _has_nvidia_gpu() -> bool:
 
 @nox.session(name="tests-numpy", tags=["tests"])
 def tests_numpy(session: nox.Session) -> None:
-    """Run the tests with NumPy as the only array library."""
-    _run_tests(session, ".[numpy]", backends=("numpy",))
+    """Run the tests with NumPy as the only array library, and the demo's
+    optional matplotlib and pyarrow (its plot and Parquet tests run here)."""
+    _run_tests(session, ".[demo]", backends=("numpy",))
 
 
 @nox.session(name="tests-strict", tags=["tests"])
