@@ -237,7 +237,7 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             value = xp.astype(value, call.cast_to)
         d_second = derivatives[-1]
         if rule.negatives_axis:
-            d_second = _through_maximum(d_second, call.second, xp=xp)
+            d_second = _through_maximum(d_second, call.second, backend=backend)
         d_second = _like(d_second, second, xp=xp)
         if not rule.implicit:
             return value, d_second
@@ -283,13 +283,16 @@ def _binder(
     return arguments_of
 
 
-def _through_maximum(d_highest: Array, negatives: Array, *, xp: Namespace) -> Array:
+def _through_maximum(d_highest: Array, negatives: Array, *, backend: Backend) -> Array:
     """The gradient of each negative, given that of their maximum over axis 0."""
+    xp = backend.xp
     highest = xp.max(negatives, axis=0)
     d_highest = _sum_to_shape(d_highest, highest.shape, xp=xp)
     is_highest = xp.astype(negatives == highest, negatives.dtype)
-    # negatives tied for the maximum share its gradient equally, as autograd's amax
-    return is_highest * (d_highest / xp.sum(is_highest, axis=0))
+    ties = xp.sum(is_highest, axis=0)
+    # negatives tied for the maximum share its gradient equally, as autograd's amax;
+    # a NaN maximum equals none of them, and a count of 1 there keeps every share 0
+    return is_highest * (d_highest / backend.where(ties == 0, 1.0, ties))
 
 
 def _like(gradient: Array, argument: Array, *, xp: Namespace) -> Array:
