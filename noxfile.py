@@ -13,6 +13,8 @@ Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``,
 or to ``python -m conformance``, e.g. ``nox -s conformance -- --dtypes float32``.
 ``nox -s bench``, never run by default, times the losses against hand-written
 code (``benchmarks/``); arguments after ``--`` go to ``benchmarks/run.py``.
+``nox -s scale``, never run by default either, runs the losses out of core on a
+local Dask cluster (``benchmarks/scale.py``).
 
 Every pip install is constrained by ``constraints/test.txt`` (it pins torch to
 the CPU wheel on this project's machines). The plain virtualenv/pip backend is
@@ -106,8 +108,8 @@ def tests_jax(session: nox.Session) -> None:
 
 @nox.session(name="tests-dask", tags=["tests"])
 def tests_dask(session: nox.Session) -> None:
-    """Run the tests on NumPy and Dask."""
-    _run_tests(session, ".[dask]", backends=("numpy", "dask"))
+    """Run the tests on NumPy and Dask, with a ``distributed`` local cluster."""
+    _run_tests(session, ".[dask]", "distributed", backends=("numpy", "dask"))
 
 
 @nox.session(name="tests-cupy", tags=["tests"])
@@ -167,6 +169,19 @@ def bench(session: nox.Session) -> None:
     """
     _install(session, ".[numpy,torch,jax]", "jax[cpu]", "matplotlib")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def scale(session: nox.Session) -> None:
+    """Out of core: the losses over two lazily generated inputs of 8 GB each on a
+    local Dask cluster, beside a NumPy loop; not run by plain ``nox``.
+
+    Writes benchmarks/results/scale.md and scale.json and prints the table.
+    Arguments after ``--`` go to ``benchmarks/scale.py``, e.g.
+    ``nox -s scale -- --elements 100000000 --losses bpr``.
+    """
+    _install(session, ".[numpy,dask]", "distributed")
+    session.run("python", "benchmarks/scale.py", *session.posargs)
 
 
 if __name__ == "__main__":
