@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +32,11 @@ BACKEND_MODULES = {
     "cupy": "cupy",
     "array_api_strict": "array_api_strict",
 }
-BACKEND_PACKAGES = {"jax": "jax[cpu]", "array_api_strict": "array-api-strict"}
+BACKEND_PACKAGES = {
+    "jax": "jax[cpu]",
+    "array_api_strict": "array-api-strict",
+    "cupy": "cupy-cuda12x",  # the wheel for CUDA 12; `cupy` alone builds from source
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,9 +133,12 @@ def _all_losses() -> list[str]:
 def _loss_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in _all_losses()]
-    if not names or unknown:
+    if not names:
+        msg = "expected at least one loss"
+        raise argparse.ArgumentTypeError(msg)
+    if unknown:
         msg = (
-            f"unknown loss {', '.join(unknown) or repr(text)}; "
+            f"unknown loss {', '.join(unknown)}; "
             f"choose among {', '.join(_all_losses())}"
         )
         raise argparse.ArgumentTypeError(msg)
@@ -140,8 +148,8 @@ def _loss_list(text: str) -> list[str]:
 def _positive(kind: type[int | float]) -> Any:
     def parse(text: str) -> int | float:
         value = _number(kind, text)
-        if not value > 0:
-            msg = f"must be positive, got {text}"
+        if not 0 < value < math.inf:
+            msg = f"must be positive and finite, got {text}"
             raise argparse.ArgumentTypeError(msg)
         return value
 
@@ -152,8 +160,8 @@ def _positive(kind: type[int | float]) -> Any:
 def _non_negative(kind: type[float]) -> Any:
     def parse(text: str) -> float:
         value = _number(kind, text)
-        if not value >= 0:
-            msg = f"must be at least 0, got {text}"
+        if not 0 <= value < math.inf:
+            msg = f"must be at least 0 and finite, got {text}"
             raise argparse.ArgumentTypeError(msg)
         return value
 
@@ -206,7 +214,8 @@ class Result:
 
 
 def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    # imported here: `python -m arraylosses --help` needs no NumPy
+    # imported here, not at the top: a module that imports NumPy's data code
+    # before the command has been parsed would slow down every --help
     from . import data as datasets  # noqa: PLC0415
     from .training import EXPLICIT_LOSSES, IMPLICIT_LOSSES, Settings  # noqa: PLC0415
 
@@ -235,6 +244,11 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             f"{arguments.data} has no rating column"
         )
     train, test = datasets.train_test_split(interactions, seed=arguments.seed)
+    if len(test) == 0:
+        parser.error(
+            f"--data: no user of {arguments.data} has two interactions, so none can "
+            "be held out to test on"
+        )
     settings = Settings(
         epochs=arguments.epochs,
         dim=arguments.dim,
@@ -311,7 +325,7 @@ def _run_family(
         model = trained.model
         if family == "implicit":
             ranking = evaluation.ranking_metrics(model.all_scores(), train, test, xp=xp)
-            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_10}
+            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_k}
         else:
             scores, _, _ = model.score(xp.asarray(test.users), xp.asarray(test.items))
             predicted = evaluation.predicted_outcome(name, scores, xp=xp)
@@ -347,7 +361,7 @@ def _baselines(
             ("popularity", evaluation.popularity_scores(train)),
         ):
             ranking = evaluation.ranking_metrics(xp.asarray(scores), train, test, xp=xp)
-            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_10}
+            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_k}
             baselines.append(Result(model=model, metrics=metrics))
         return baselines
     # one global mean per outcome: the rating's, or the share of likes

@@ -33,7 +33,12 @@ class Ranking:
     """Ranking quality on the test interactions, averaged over test users."""
 
     mrr: float
-    precision_at_10: float
+    precision_at_k: float
+    k: int
+
+
+# test interactions ranked at a time: each needs a row of every item's score
+_BLOCK = 1024
 
 
 def ranking_metrics(
@@ -48,27 +53,46 @@ def ranking_metrics(
     ``mrr_score`` and ``precision_recall_score`` compute them.
 
     Every item is ranked for every user by ``scores`` (shape (n_users,
-    n_items)), the user's training items excluded; a user's reciprocal rank is
-    the mean of ``1 / rank`` over their test items, and their precision the
-    share of the top ``k`` that are test items. Both are averaged over the
-    users who have test items.
+    n_items)), the user's training items excluded. A test item's rank counts
+    the items scored above it, and half of those tied with it (the average rank
+    of a tie, as ``scipy.stats.rankdata`` gives Spotlight); a user's reciprocal
+    rank is the mean of ``1 / rank`` over their test items. Precision is the
+    share of the user's ``k`` highest-scored items (ties broken by item id) that
+    are test items. Both are averaged over the users who have test items.
+
+    Raises
+    ------
+    ValueError
+        If ``test`` is empty: there is nothing to rank.
     """
+    if len(test) == 0:
+        msg = "there are no test interactions to rank"
+        raise ValueError(msg)
     shape = (train.n_users, train.n_items)
-    seen = xp.asarray(_dense(train, shape))
-    tested = xp.asarray(_dense(test, shape))
     # seen items sink to the bottom, never above an unseen one
-    scores = xp.where(seen, -xp.inf, scores)
-    order = xp.argsort(-scores, axis=1, stable=True)
-    ranks = xp.argsort(order, axis=1, stable=True) + 1  # 1 for the top item
-    reciprocal = xp.where(tested, 1.0 / xp.astype(ranks, xp.float32), 0.0)
-    in_top_k = xp.astype(tested & (ranks <= k), xp.float32)
-    test_counts = xp.sum(xp.astype(tested, xp.float32), axis=1)
-    has_test = test_counts > 0
-    users = xp.sum(xp.astype(has_test, xp.float32))
-    per_user_mrr = xp.sum(reciprocal, axis=1) / xp.where(has_test, test_counts, 1.0)
-    mrr = float(xp.sum(per_user_mrr) / users)
-    precision = float(xp.sum(in_top_k) / (k * users))
-    return Ranking(mrr=mrr, precision_at_10=precision)
+    scores = xp.where(xp.asarray(_dense(train, shape)), -xp.inf, scores)
+
+    test_counts = np.bincount(test.users, minlength=train.n_users)
+    tested_users = np.flatnonzero(test_counts)
+    # each interaction's share of the mean over users of their mean reciprocal rank
+    shares = 1.0 / (test_counts[test.users] * len(tested_users))
+    mrr = 0.0
+    for start in range(0, len(test), _BLOCK):
+        block = slice(start, start + _BLOCK)
+        rows = xp.take(scores, xp.asarray(test.users[block]), axis=0)
+        own = xp.take_along_axis(rows, xp.asarray(test.items[block])[:, None], axis=1)
+        above = xp.sum(xp.astype(rows > own, xp.float32), axis=1)
+        tied = xp.sum(xp.astype(rows == own, xp.float32), axis=1)  # itself included
+        reciprocal_rank = 1.0 / (above + (tied + 1.0) / 2.0)
+        share = xp.asarray(shares[block].astype(np.float32))
+        mrr += float(xp.sum(reciprocal_rank * share))
+
+    # the standard leaves a slice past the end unspecified: fewer items than k
+    top = xp.argsort(-scores, axis=1, stable=True)[:, : min(k, train.n_items)]
+    relevant = xp.astype(xp.asarray(_dense(test, shape)), xp.float32)
+    hits = xp.sum(xp.take_along_axis(relevant, top, axis=1), axis=1)
+    precision = float(xp.sum(xp.take(hits, xp.asarray(tested_users))))
+    return Ranking(mrr=mrr, precision_at_k=precision / (k * len(tested_users)), k=k)
 
 
 def rmse(predicted: Array, observed: Array, *, xp: Namespace) -> float:
@@ -106,7 +130,8 @@ def random_scores(n_users: int, n_items: int, *, seed: int) -> np.ndarray:
 def popularity_scores(train: Interactions) -> np.ndarray:
     """Each item's number of training interactions, the same for every user."""
     counts = np.bincount(train.items, minlength=train.n_items).astype(np.float32)
-    return np.broadcast_to(counts, (train.n_users, train.n_items))
+    # a copy, not a read-only broadcast view: torch warns when it wraps one
+    return np.tile(counts, (train.n_users, 1))
 
 
 def _dense(data: Interactions, shape: tuple[int, int]) -> np.ndarray:

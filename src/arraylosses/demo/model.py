@@ -51,8 +51,9 @@ class Factorization:
     def initial(
         cls, n_users: int, n_items: int, dim: int, *, xp: Namespace, seed: int
     ) -> Factorization:
-        """Embeddings drawn from N(0, 1/dim), as Spotlight's scaled embeddings, and
-        zero biases; float32, drawn by NumPy so that every backend starts alike."""
+        """Embeddings drawn from a normal distribution of standard deviation
+        1/dim, as Spotlight's scaled embeddings, and zero biases; float32, drawn
+        by NumPy so that every backend starts alike."""
         rng = np.random.default_rng(seed)
         scale = 1.0 / dim
 

@@ -2,7 +2,7 @@
 
 Batches are drawn on the host with NumPy from one seeded generator (shuffling
 and uniform negative sampling), so that a seed gives the same run on every
-backend; each epoch's batches move to the model's library in one transfer, and
+backend, to float32 rounding; each epoch's batches move to the model's library in one transfer, and
 everything after that is array API operations on the model's arrays.
 """
 

@@ -1,0 +1,476 @@
+"""The command line: ``python -m arraylosses demo`` end to end at a tiny size, and
+every bad-argument path (exit status 2, a message naming the option, nothing
+written).
+
+The end-to-end run takes the ``xp`` fixture only to know which backends the nox
+session under test has (numpy in every one, then its own: array-api-strict, torch
+or jax; cupy where a GPU is); it drives the command line by the backend's name.
+Dask is skipped: the training loop is not for Dask, and the CLI does not offer it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import support
+
+import arraylosses
+from arraylosses.demo import cli
+from arraylosses.demo.cli import main
+from arraylosses.demo.data import synthetic
+
+IMPLICIT_TITLE = "Implicit feedback: ranking unseen items"
+EXPLICIT_TITLE = "Explicit feedback: predicting ratings"
+IMPLICIT_ROWS = [
+    ("random", "-"),
+    ("popularity", "-"),
+    ("factorization", "pointwise"),
+    ("factorization", "bpr"),
+    ("factorization", "hinge"),
+    ("factorization", "adaptive_hinge"),
+]
+EXPLICIT_ROWS = [
+    ("global mean", "-"),
+    ("global like rate", "-"),
+    ("factorization", "regression"),
+    ("factorization", "poisson"),
+    ("factorization", "logistic"),
+]
+# the columns whose cells are numbers ("-" for a baseline that has none)
+NUMERIC = (
+    "epochs",
+    "seconds",
+    "final train loss",
+    "test MRR",
+    "test P@10",
+    "test RMSE",
+)
+
+Table = list[dict[str, str]]
+
+
+def write_csv(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows(
+            zip(*(values.tolist() for values in columns.values()), strict=True)
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny interactions file with ratings: 30 users, 40 items, ~240 rows."""
+    data = synthetic(n_users=30, n_items=40, mean_interactions=8)
+    assert data.ratings is not None
+    folder = tmp_path_factory.mktemp("data")
+    return write_csv(
+        folder / "tiny.csv",
+        {"user": data.users, "item": data.items, "rating": data.ratings},
+    )
+
+
+@pytest.fixture(scope="module")
+def no_ratings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = synthetic(n_users=30, n_items=40, mean_interactions=8)
+    folder = tmp_path_factory.mktemp("data")
+    return write_csv(folder / "implicit.csv", {"user": data.users, "item": data.items})
+
+
+def demo_arguments(data: Path, backend: str = "numpy") -> list[str]:
+    # one batch larger than the ~190 training interactions: eager JAX compiles each
+    # operation once per shape, and batches of 64 (64, 64, 64, 1) triple its time
+    return [
+        "demo",
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--explicit",
+        "--backend",
+        backend,
+    ]
+
+
+def parse_tables(output: str) -> dict[str, Table]:
+    """The printed tables by title, each a list of rows keyed by column name."""
+    tables: dict[str, Table] = {}
+    title = None
+    header: list[str] = []
+    for line in output.splitlines():
+        if not line.startswith("|"):
+            if line.strip():
+                title, header = line.strip(), []
+                tables[title] = []
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if not header:
+            header = cells
+        elif not set(line) <= set("|-:"):  # not the rule under the header
+            assert title is not None
+            tables[title].append(dict(zip(header, cells, strict=True)))
+    return tables
+
+
+def run_demo(arguments: list[str]) -> tuple[int, str, str]:
+    """``main(arguments)`` with its stdout and stderr, outside pytest's capture."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(arguments)
+    return status, out.getvalue(), err.getvalue()
+
+
+def check_rows(table: Table, rows: list[tuple[str, str]], backend: str) -> None:
+    """The table has ``rows`` (model, loss) in order, on ``backend``, one epoch for
+    each trained model, a "-" where a baseline has no training, numbers elsewhere."""
+    assert [(row["model"], row["loss"]) for row in table] == rows
+    for row in table:
+        assert row["backend"] == backend
+        trained = row["model"] == "factorization"
+        for column in NUMERIC:
+            if column not in row:
+                continue
+            if column.startswith("test ") or trained:
+                assert math.isfinite(float(row[column])), (column, row)
+            else:
+                assert row[column] == "-", (column, row)
+        if trained:
+            assert row["epochs"] == "1"
+
+
+@pytest.fixture(scope="module")
+def numpy_tables(tiny: Path) -> dict[str, Table]:
+    """The NumPy run's tables: what every backend must print."""
+    status, out, _ = run_demo(demo_arguments(tiny))
+    assert status == 0
+    return parse_tables(out)
+
+
+class TestDemo:
+    def test_end_to_end(
+        self,
+        xp: ModuleType,
+        tiny: Path,
+        numpy_tables: dict[str, Table],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        backend = support.backend_of(xp)
+        if backend == "dask":
+            pytest.skip("the training loop is not for Dask: the CLI does not offer it")
+        assert main(demo_arguments(tiny, backend)) == 0
+        out, err = capsys.readouterr()
+        tables = parse_tables(out)
+        assert list(tables) == [IMPLICIT_TITLE, EXPLICIT_TITLE]
+        check_rows(tables[IMPLICIT_TITLE], IMPLICIT_ROWS, backend)
+        check_rows(tables[EXPLICIT_TITLE], EXPLICIT_ROWS, backend)
+        for row in tables[IMPLICIT_TITLE]:
+            assert 0 <= float(row["test MRR"]) <= 1
+            assert 0 <= float(row["test P@10"]) <= 1
+        # progress: one line per loss and epoch where stderr is not a terminal
+        assert "Backend: " + backend in err
+        for name in ("pointwise", "adaptive_hinge", "logistic"):
+            assert f"{name} epoch 1/1: loss " in err
+        # expected: the NumPy run's table, times aside. The training losses agree
+        # within the printed precision (4 decimals: one unit of the last place for
+        # float32 rounding). The test metrics get 5e-3: a gradient that cancels to 0
+        # on one backend and to a rounding residual of ~1e-9 on another moves its
+        # parameter by Adam's lr · g / (|g| + eps), up to lr / 10 (seen: an item
+        # bias, 4e-4 apart), and two near-tied items may then swap ranks, which moves
+        # MRR or P@10 by about 1 / (10 × 30 test users)
+        for title, table in tables.items():
+            for row, reference in zip(table, numpy_tables[title], strict=True):
+                for column, cell in row.items():
+                    if column in ("backend", "seconds"):
+                        continue
+                    if column in NUMERIC and cell != "-":
+                        tolerance = 5e-3 if column.startswith("test ") else 1.5e-4
+                        assert float(cell) == pytest.approx(
+                            float(reference[column]), abs=tolerance
+                        ), (title, row, reference)
+                    else:
+                        assert cell == reference[column]
+
+    def test_named_losses_only(
+        self, no_ratings: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        arguments = ["demo", "--data", str(no_ratings), "--epochs", "1", "--dim", "4"]
+        assert main([*arguments, "--losses", "bpr, hinge,bpr"]) == 0
+        tables = parse_tables(capsys.readouterr().out)
+        assert list(tables) == [IMPLICIT_TITLE]
+        # the names are stripped and a repeat is trained once
+        assert [row["loss"] for row in tables[IMPLICIT_TITLE]] == [
+            "-",
+            "-",
+            "bpr",
+            "hinge",
+        ]
+
+    def test_plot_writes_a_png(
+        self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        pytest.importorskip("matplotlib")
+        plot = tmp_path / "curves.png"
+        arguments = [*demo_arguments(tiny), "--losses", "bpr,regression", "--plot"]
+        assert main([*arguments, str(plot)]) == 0
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"Training curves written to {plot}" in capsys.readouterr().err
+
+
+def expect_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``main``; it must exit with status 2 and print nothing on stdout."""
+    with pytest.raises(SystemExit) as raised:
+        main(arguments)
+    assert raised.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "usage: python -m arraylosses" in err
+    return err
+
+
+class TestBadArguments:
+    @pytest.mark.parametrize(
+        ("arguments", "messages"),
+        [
+            (["--backend", "nope"], ["argument --backend", "invalid choice: 'nope'"]),
+            (["--losses", "bpr,nope"], ["argument --losses", "unknown loss nope"]),
+            (["--losses", ""], ["argument --losses", "expected at least one loss"]),
+            (["--losses", " , "], ["argument --losses", "expected at least one loss"]),
+            (
+                ["--epochs", "0"],
+                ["argument --epochs", "must be positive and finite, got 0"],
+            ),
+            (
+                ["--epochs", "-1"],
+                ["argument --epochs", "must be positive and finite, got -1"],
+            ),
+            (
+                ["--epochs", "abc"],
+                ["argument --epochs", "expected an integer, got 'abc'"],
+            ),
+            (["--epochs", "1.5"], ["argument --epochs", "expected an integer"]),
+            (["--dim", "0"], ["argument --dim", "must be positive"]),
+            (["--batch-size", "0"], ["argument --batch-size", "must be positive"]),
+            (["--negatives", "0"], ["argument --negatives", "must be positive"]),
+            (
+                ["--learning-rate", "0"],
+                ["argument --learning-rate", "must be positive"],
+            ),
+            # "=": argparse takes "-1e-3" after a space for an option, not a number
+            (
+                ["--learning-rate=-1e-3"],
+                ["argument --learning-rate", "must be positive"],
+            ),
+            (
+                ["--learning-rate", "nan"],
+                ["argument --learning-rate", "must be positive"],
+            ),
+            (
+                ["--learning-rate", "x"],
+                ["argument --learning-rate", "expected a number"],
+            ),
+            (
+                ["--l2", "-1"],
+                ["argument --l2", "must be at least 0 and finite, got -1"],
+            ),
+            (["--l2", "nan"], ["argument --l2", "must be at least 0"]),
+            (["--seed", "abc"], ["argument --seed", "invalid int value"]),
+            (["--unknown-option"], ["unrecognized arguments: --unknown-option"]),
+        ],
+    )
+    def test_option_values(
+        self,
+        tiny: Path,
+        arguments: list[str],
+        messages: list[str],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--epochs", "1", *arguments], capsys
+        )
+        for message in messages:
+            assert message in err
+
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [("--learning-rate", "inf"), ("--l2", "inf"), ("--learning-rate", "1e400")],
+    )
+    def test_non_finite_values(
+        self,
+        tiny: Path,
+        option: str,
+        value: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # an infinite learning rate or L2 penalty trains every model into NaNs (and
+        # prints a table of them with status 0): refused like 0 or -1 are
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--epochs", "1", option, value], capsys
+        )
+        assert f"argument {option}" in err
+
+    def test_data_missing_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        missing = tmp_path / "missing.csv"
+        err = expect_usage_error(["demo", "--data", str(missing)], capsys)
+        assert f"--data: {missing}: no such file" in err
+
+    def test_data_unknown_suffix(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = tmp_path / "data.txt"
+        path.write_text("user,item\n0,1\n")
+        err = expect_usage_error(["demo", "--data", str(path)], capsys)
+        assert "--data: " in err
+        assert "unknown file type '.txt'" in err
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            ("user,rating\n0,4\n", "no 'item' column"),
+            ("user,item\n0,x\n", "line 2"),
+            ("", "empty file"),
+        ],
+    )
+    def test_data_malformed_file(
+        self,
+        tmp_path: Path,
+        content: str,
+        message: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        path = tmp_path / "bad.csv"
+        path.write_text(content)
+        err = expect_usage_error(["demo", "--data", str(path)], capsys)
+        assert f"--data: {path}" in err
+        assert message in err
+
+    @pytest.mark.parametrize(
+        "losses",
+        [["--explicit"], ["--losses", "bpr,poisson"]],
+        ids=["explicit", "named"],
+    )
+    def test_explicit_losses_need_ratings(
+        self, no_ratings: Path, losses: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        err = expect_usage_error(["demo", "--data", str(no_ratings), *losses], capsys)
+        assert "need ratings" in err
+        assert f"{no_ratings} has no rating column" in err
+
+    def test_plot_needs_a_png_suffix(
+        self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        plot = tmp_path / "curves.jpg"
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--plot", str(plot)], capsys
+        )
+        assert f"--plot: {plot} must end in .png" in err
+        assert list(tmp_path.iterdir()) == []
+
+    def test_plot_needs_an_existing_folder(
+        self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        plot = tmp_path / "no" / "such" / "curves.png"
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--plot", str(plot)], capsys
+        )
+        assert f"--plot: the folder {plot.parent} does not exist" in err
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            ["--epochs", "0"],
+            ["--backend", "nope"],
+            ["--data", "missing.csv"],
+            ["--explicit", "--data", "NO_RATINGS"],
+        ],
+    )
+    def test_a_failed_run_writes_nothing(
+        self,
+        no_ratings: Path,
+        tmp_path: Path,
+        bad: list[str],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        pytest.importorskip("matplotlib")  # else --plot itself is the error
+        bad = [str(no_ratings) if word == "NO_RATINGS" else word for word in bad]
+        bad = [str(tmp_path / w) if w == "missing.csv" else w for w in bad]
+        plot = tmp_path / "curves.png"
+        expect_usage_error(["demo", "--epochs", "1", "--plot", str(plot), *bad], capsys)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_backend_that_is_not_installed(
+        self,
+        tiny: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # as if jax were not installed: its module cannot be imported
+        monkeypatch.setitem(cli.BACKEND_MODULES, "jax", "no_such_module_for_this_test")
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--backend", "jax"], capsys
+        )
+        assert "--backend jax needs jax[cpu]: pip install jax[cpu]" in err
+
+    def test_no_subcommand_prints_help(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main([]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "usage: python -m arraylosses" in err
+        assert "demo" in err
+
+    def test_unknown_subcommand(self, capsys: pytest.CaptureFixture[str]) -> None:
+        err = expect_usage_error(["train"], capsys)
+        assert "invalid choice: 'train'" in err
+
+
+def python_m_arraylosses(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m arraylosses ...`` in a fresh interpreter that imports the same
+    package as this test process."""
+    source = str(Path(arraylosses.__file__).resolve().parent.parent)
+    path = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run(
+        [sys.executable, "-m", "arraylosses", *arguments],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=120,
+    )
+
+
+class TestPythonDashM:
+    def test_help(self) -> None:
+        process = python_m_arraylosses("--help")
+        assert process.returncode == 0, process.stderr
+        assert "usage: python -m arraylosses" in process.stdout
+        assert "demo" in process.stdout
+
+    def test_demo_help(self) -> None:
+        process = python_m_arraylosses("demo", "--help")
+        assert process.returncode == 0, process.stderr
+        for option in ("--backend", "--losses", "--explicit", "--data", "--plot"):
+            assert option in process.stdout
+
+    def test_no_arguments(self) -> None:
+        process = python_m_arraylosses()
+        assert process.returncode == 2
+        assert process.stdout == ""
+        assert "usage: python -m arraylosses" in process.stderr
