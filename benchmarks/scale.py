@@ -59,13 +59,13 @@ CALLS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def chunk_inputs(seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The two inputs' chunk number ``index``, from its own seed: any process
-    that asks for one chunk gets the same numbers."""
-    rng = np.random.default_rng([seed, index])
-    uniform = rng.random(size, dtype=np.float32)
-    normal = rng.standard_normal(size, dtype=np.float32)
-    return uniform, normal
+def chunk_input(seed: int, which: int, index: int, size: int) -> np.ndarray:
+    """Chunk number ``index`` of input ``which`` (0: uniform, 1: normal), from its
+    own seed: any process that asks for one chunk gets the same numbers."""
+    rng = np.random.default_rng([seed, which, index])
+    if which == 0:
+        return rng.random(size, dtype=np.float32)
+    return rng.standard_normal(size, dtype=np.float32)
 
 
 def _chunk_sizes(elements: int, chunk: int) -> tuple[int, ...]:
@@ -81,7 +81,7 @@ def lazy_inputs(seed: int, elements: int, chunk: int) -> tuple[Any, Any]:
 
     def make(which: int, block_id: tuple[int] = (0,)) -> np.ndarray:
         index = block_id[0]
-        return chunk_inputs(seed, index, sizes[index])[which]
+        return chunk_input(seed, which, index, sizes[index])
 
     meta = np.empty(0, dtype=np.float32)
     return tuple(  # type: ignore[return-value]
@@ -143,7 +143,8 @@ def _numpy_loop(name: str, seed: int, elements: int, chunk: int, out: Any) -> No
     start = time.perf_counter()
     total = 0.0
     for index, size in enumerate(_chunk_sizes(elements, chunk)):
-        uniform, normal = chunk_inputs(seed, index, size)
+        uniform = chunk_input(seed, 0, index, size)
+        normal = chunk_input(seed, 1, index, size)
         # the chunk's mean weighted by its size: the mean over all, chunk by chunk
         total += float(CALLS[name](uniform, normal)) * size
     seconds = time.perf_counter() - start
