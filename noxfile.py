@@ -7,8 +7,10 @@
 ``nox`` with no arguments runs every default session: the test suite once per
 backend environment (``tests-numpy``, ``tests-strict``, ``tests-torch``,
 ``tests-jax``, ``tests-dask``, ``tests-cupy``; the last skips itself where
-there is no NVIDIA GPU), ``lint`` and ``conformance`` (the parity suite of
-``conformance/`` on every CPU backend). ``nox -t tests`` runs only the tests.
+there is no NVIDIA GPU), ``lint``, ``conformance`` (the parity suite of
+``conformance/`` on every CPU backend) and ``docs`` (the Sphinx site, its
+doctests, and the built pages checked in headless Chromium; it needs Debian's
+``chromium``). ``nox -t tests`` runs only the tests.
 Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``,
 or to ``python -m conformance``, e.g. ``nox -s conformance -- --dtypes float32``.
 ``nox -s bench``, never run by default, times the losses against hand-written
@@ -157,6 +159,28 @@ def conformance(session: nox.Session) -> None:
         str(report),
         *session.posargs,
     )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation and check it, in a browser too.
+
+    Installs the package (not editable) with NumPy and the ``docs`` group, then:
+    builds the HTML into ``docs/_build/html`` with warnings as errors and
+    nitpicky cross-references; runs every docstring example (and the guides'
+    ``{doctest}`` blocks) with ``sphinx-build -b doctest``; and opens the built
+    site in headless Chromium (``docs/check_site.py``), which fails on a missing
+    image or a broken internal link. Chromium is not installed by pip: without
+    Debian's package (``apt-get install chromium``) the session fails.
+    """
+    _install(session, ".[numpy]", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    build = DIR / "docs" / "_build"
+    shutil.rmtree(build, ignore_errors=True)  # every run from nothing
+    sphinx = ("sphinx-build", "-W", "--keep-going", "-n")
+    session.run(*sphinx, "-q", "-b", "html", "docs", str(build / "html"))
+    # not quiet: the doctest builder's summary counts the examples it ran
+    session.run(*sphinx, "-b", "doctest", "docs", str(build / "doctest"))
+    session.run("python", "docs/check_site.py", str(build / "html"))
 
 
 @nox.session(default=False)

@@ -15,9 +15,10 @@ mask : array, optional
         Weights of the elementwise loss, broadcasting to its shape: bool, integer
         or floating (non-negative; non-binary values weight each element). A
         masked-out element contributes exactly 0, even where the loss is inf or
-        NaN there (its gradient is the elementwise loss's own times 0, so keep
-        masked-out inputs finite if you differentiate). Converted to the
-        predictions' dtype.""",
+        NaN there. Autograd gives it the elementwise loss's own derivative
+        times 0, NaN where that is not finite, so keep masked-out inputs finite
+        if you differentiate that way; :func:`~arraylosses.value_and_grad`
+        gives it exactly 0. Converted to the predictions' dtype.""",
     "reduction": """\
 reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' is Spotlight's: the mean of the elementwise loss, or with a mask
@@ -32,6 +33,19 @@ Returns
         predictions' floating dtype, in their namespace and on their device.
         Half precision is computed in float32 and returned in half precision. On
         NumPy a 0-d result is a NumPy scalar, as NumPy's own reductions return.""",
+    "spotlight_implicit": """\
+Where it differs from Spotlight, it does so on purpose: an all-zero mask
+    gives 0 (Spotlight: NaN); a masked-out element contributes exactly 0 even
+    where its loss is NaN or inf (Spotlight multiplies, and NaN leaks); a mask
+    that broadcasts is counted at the loss's shape (Spotlight divides by the
+    sum of the mask as given); shapes that broadcast into an outer product are
+    refused (Spotlight broadcasts them); half precision is computed in float32.""",
+    "spotlight_explicit": """\
+Spotlight's version takes no mask and no reduction; without them the
+    numbers are Spotlight's, except that shapes that broadcast into an outer
+    product are refused (Spotlight broadcasts them) and half precision is
+    computed in float32. With a mask, an all-zero mask gives 0 and a masked-out
+    element contributes exactly 0, even where its loss is NaN or inf.""",
     "raises": """\
 Raises
     ------
@@ -46,7 +60,8 @@ Raises
 
 
 def shared_sections(function: F) -> F:
-    """Fill ``{mask}``, ``{reduction}``, ``{returns}`` and ``{raises}`` in a docstring."""
+    """Fill ``{mask}``, ``{reduction}``, ``{returns}``, ``{raises}`` and the Spotlight
+    notes ``{spotlight_implicit}`` and ``{spotlight_explicit}`` in a docstring."""
     doc = function.__doc__ or ""
     for name, text in _SECTIONS.items():
         # replace(), not format(): the math in docstrings has braces of its own

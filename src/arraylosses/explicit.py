@@ -62,6 +62,10 @@ def regression_loss(
 
     {raises}
 
+    Notes
+    -----
+    {spotlight_explicit}
+
     References
     ----------
     .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
@@ -128,6 +132,11 @@ def poisson_loss(
 
     {raises}
 
+    Notes
+    -----
+    {spotlight_explicit}
+    ``log_input`` is new; its default is Spotlight's: a rate.
+
     References
     ----------
     .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
@@ -188,6 +197,12 @@ def logistic_loss(
     {returns}
 
     {raises}
+
+    Notes
+    -----
+    {spotlight_explicit} Like
+    Spotlight's, it clips the observations to [0, 1] and computes the
+    cross-entropy with logits.
 
     References
     ----------

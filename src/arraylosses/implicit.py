@@ -58,6 +58,12 @@ def pointwise_loss(
 
     {raises}
 
+    Notes
+    -----
+    {spotlight_implicit}
+    The sigmoids are computed in a form that never overflows, on every backend.
+    ``reduction`` is new; its default is Spotlight's mean.
+
     References
     ----------
     .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
@@ -112,6 +118,12 @@ def bpr_loss(
     {returns}
 
     {raises}
+
+    Notes
+    -----
+    {spotlight_implicit}
+    The sigmoid is computed in a form that never overflows, on every backend.
+    ``reduction`` is new; its default is Spotlight's mean.
 
     References
     ----------
@@ -172,6 +184,12 @@ def hinge_loss(
 
     {raises}
 
+    Notes
+    -----
+    {spotlight_implicit}
+    ``reduction`` and ``margin`` are new; their defaults are Spotlight's mean
+    and margin of 1.
+
     References
     ----------
     .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
@@ -222,7 +240,7 @@ def adaptive_hinge_loss(
     ----------
     positive_predictions : array of shape S
         Scores of the known positive items; real floating.
-    negative_predictions : array of shape (k, *S)
+    negative_predictions : array of shape (k, \*S)
         Scores of ``k >= 1`` sampled negatives per positive, stacked on the
         leading axis; real floating. ``S`` broadcasts against the positives'
         shape as for :func:`hinge_loss`.
@@ -236,6 +254,13 @@ def adaptive_hinge_loss(
     {raises}
         Also ValueError if ``negative_predictions`` has no leading negatives
         axis (fewer dimensions than the positives plus one) or it is empty.
+
+    Notes
+    -----
+    {spotlight_implicit}
+    The maximum over the negatives is never squeezed (see above).
+    ``reduction`` and ``margin`` are new; their defaults are Spotlight's mean
+    and margin of 1.
 
     References
     ----------
