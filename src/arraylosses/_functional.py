@@ -19,6 +19,7 @@ __all__ = [
     "count_by_sum",
     "logistic",
     "mean_of_sum",
+    "positive_class",
     "relu",
     "sigmoid",
     "sigmoid_in_one_buffer",
@@ -58,10 +59,15 @@ def relu(x: Array, /, *, xp: Namespace) -> Array:
 
 def logistic(observed: Array, logit: Array, /, *, xp: Namespace) -> Array:
     """Spotlight's logistic loss of each element: cross-entropy of a logit against clip(y, 0, 1)."""
-    positive = xp.minimum(xp.maximum(observed, 0.0), 1.0)
+    positive = positive_class(observed, xp=xp)
     # -z·log σ(x) - (1 - z)·log(1 - σ(x)) = max(x, 0) - x·z + log1p(e^-|x|), summed
     # in this order so that a confident right answer keeps its tiny loss exactly
     return relu(logit, xp=xp) - logit * positive + xp.log1p(xp.exp(-xp.abs(logit)))
+
+
+def positive_class(observed: Array, /, *, xp: Namespace) -> Array:
+    """``clip(y, 0, 1)``: an observation of -1 or 0 is negative, of 1 positive."""
+    return xp.minimum(xp.maximum(observed, 0.0), 1.0)
 
 
 def count_by_sum(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import _functional
 from ._call import prepare
 from ._reduction import reduce_with_derivatives
 from ._validation import check_flag, check_margin
@@ -61,13 +62,6 @@ def _hinge(p: Array, n: Array, *, backend: Backend, margin: float) -> tuple[Arra
     return backend.relu(excess), -active, active
 
 
-def _adaptive_hinge(
-    p: Array, negatives: Array, *, backend: Backend, margin: float
-) -> tuple[Array, ...]:
-    # the derivative for the highest negative; _through_maximum spreads it back
-    return _hinge(p, backend.xp.max(negatives, axis=0), backend=backend, margin=margin)
-
-
 def _regression(
     y: Array,
     predicted: Array,
@@ -89,8 +83,7 @@ def _poisson(
 
 
 def _logistic(y: Array, logit: Array, *, backend: Backend) -> tuple[Array, ...]:
-    xp = backend.xp
-    positive = xp.minimum(xp.maximum(y, 0.0), 1.0)
+    positive = _functional.positive_class(y, xp=backend.xp)
     # d/dx [max(x, 0) - x·z + log1p(e^-|x|)] = σ(x) - z
     return backend.logistic(y, logit), backend.sigmoid(logit) - positive
 
@@ -106,7 +99,8 @@ _RULES: dict[Callable[..., Array], _Rule] = {
     pointwise_loss: _Rule(_pointwise, implicit=True),
     bpr_loss: _Rule(_bpr, implicit=True),
     hinge_loss: _Rule(_hinge, implicit=True),
-    adaptive_hinge_loss: _Rule(_adaptive_hinge, implicit=True, negatives_axis=True),
+    # the hinge of the highest negative; _through_maximum spreads its derivative
+    adaptive_hinge_loss: _Rule(_hinge, implicit=True, negatives_axis=True),
     regression_loss: _Rule(_regression, implicit=False),
     poisson_loss: _Rule(_poisson, implicit=False),
     logistic_loss: _Rule(_logistic, implicit=False),
@@ -227,8 +221,11 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             second_has_negatives_axis=rule.negatives_axis,
         )
         backend, xp = call.backend, call.xp
+        second_input = call.second
+        if rule.negatives_axis:
+            highest = second_input = xp.max(call.second, axis=0)
         elementwise, *derivatives = rule.elementwise(
-            call.first, call.second, backend=backend, **options
+            call.first, second_input, backend=backend, **options
         )
         value, derivatives = reduce_with_derivatives(
             elementwise, derivatives, call.weights, reduction, backend=backend
@@ -237,7 +234,7 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             value = xp.astype(value, call.cast_to)
         d_second = derivatives[-1]
         if rule.negatives_axis:
-            d_second = _through_maximum(d_second, call.second, backend=backend)
+            d_second = _through_maximum(d_second, call.second, highest, backend=backend)
         d_second = _like(d_second, second, xp=xp)
         if not rule.implicit:
             return value, d_second
@@ -283,10 +280,12 @@ def _binder(
     return arguments_of
 
 
-def _through_maximum(d_highest: Array, negatives: Array, *, backend: Backend) -> Array:
-    """The gradient of each negative, given that of their maximum over axis 0."""
+def _through_maximum(
+    d_highest: Array, negatives: Array, highest: Array, *, backend: Backend
+) -> Array:
+    """The gradient of each negative, given that of ``highest``, their maximum over
+    axis 0."""
     xp = backend.xp
-    highest = xp.max(negatives, axis=0)
     d_highest = _sum_to_shape(d_highest, highest.shape, xp=xp)
     is_highest = xp.astype(negatives == highest, negatives.dtype)
     ties = xp.sum(is_highest, axis=0)
