@@ -72,12 +72,16 @@ class Factorization:
         users, items, item_biases = parameters
         return replace(self, users=users, items=items, item_biases=item_biases)
 
-    def score(self, users: Array, items: Array) -> tuple[Array, Array, Array]:
+    def score(
+        self, users: Array, items: Array, *, user_rows: Array | None = None
+    ) -> tuple[Array, Array, Array]:
         """Scores of ``items`` for ``users`` (same shape, or ``items`` with a
         leading axis of several per user), with the gathered embeddings
-        ``(scores, user_rows, item_rows)`` for the backward pass."""
+        ``(scores, user_rows, item_rows)`` for the backward pass; ``user_rows``,
+        the users' rows from an earlier call, saves gathering them again."""
         xp = self.xp
-        user_rows = xp.take(self.users, users, axis=0)
+        if user_rows is None:
+            user_rows = xp.take(self.users, users, axis=0)
         flat_items = xp.reshape(items, (-1,))
         item_rows = xp.reshape(
             xp.take(self.items, flat_items, axis=0), (*items.shape, -1)

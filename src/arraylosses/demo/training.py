@@ -179,7 +179,9 @@ def _implicit_step(loss: str) -> Step:
         model: Factorization, users: Array, positives: Array, negatives: Array
     ) -> tuple[Array, tuple[Array, ...]]:
         positive_scores, user_rows, positive_rows = model.score(users, positives)
-        negative_scores, _, negative_rows = model.score(users, negatives)
+        negative_scores, _, negative_rows = model.score(
+            users, negatives, user_rows=user_rows
+        )
         value, (d_positive, d_negative) = loss_and_grad(
             positive_scores, negative_scores
         )
