@@ -6,11 +6,15 @@ The references are Spotlight's formulas written naively in NumPy float64, as
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
+
+import arraylosses
 
 Array = Any
 
@@ -184,3 +188,68 @@ def assert_close(
         rtol=RTOL.get(name, 1e-12) if rtol is None else rtol,
         atol=ATOL.get(name, 1e-13) if atol is None else atol,
     )
+
+
+# --- the losses as test cases ---------------------------------------------------------
+
+
+class Case(NamedTuple):
+    """One loss with its options and its float64 reference."""
+
+    id: str
+    name: str  # the function's name in arraylosses
+    reference: Callable[..., np.ndarray]  # elementwise L, Spotlight's formula
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    @property
+    def loss(self) -> Callable[..., Any]:
+        """The package's own function, not a test module's tagged global."""
+        return getattr(arraylosses, self.name)
+
+    @property
+    def negatives_axis(self) -> bool:
+        return self.name == "adaptive_hinge_loss"
+
+    @property
+    def implicit(self) -> bool:
+        return self.name in IMPLICIT_NAMES
+
+
+IMPLICIT_NAMES = frozenset(
+    {"pointwise_loss", "bpr_loss", "hinge_loss", "adaptive_hinge_loss"}
+)
+
+# every loss, with a non-default margin and both Poisson inputs
+CASES = (
+    Case("pointwise", "pointwise_loss", ref_pointwise),
+    Case("bpr", "bpr_loss", ref_bpr),
+    Case("hinge-margin", "hinge_loss", ref_hinge, (("margin", 0.5),)),
+    Case("adaptive_hinge", "adaptive_hinge_loss", ref_adaptive_hinge),
+    Case("regression", "regression_loss", ref_regression),
+    Case("poisson", "poisson_loss", ref_poisson),
+    Case("poisson-log", "poisson_loss", ref_poisson, (("log_input", True),)),
+    Case("logistic", "logistic_loss", ref_logistic),
+)
+CASE_IDS = [case.id for case in CASES]
+
+
+# --- Dask laziness ------------------------------------------------------------------
+
+
+def _refuse_to_compute(dsk: Any, keys: Any, **kwargs: Any) -> None:  # noqa: ARG001 - a dask scheduler's signature
+    msg = "a loss computed part of its Dask graph while building it"
+    raise AssertionError(msg)
+
+
+@contextlib.contextmanager
+def computing_nothing() -> Iterator[None]:
+    """Any compute inside (``.compute()``, ``bool()``, ``float()``, ``np.asarray``)
+    goes to a Dask scheduler that raises."""
+    import dask
+
+    with dask.config.set(scheduler=_refuse_to_compute):
+        yield

@@ -29,10 +29,9 @@ Expected values, as each test says:
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import array_api_compat
@@ -62,47 +61,9 @@ SPLIT_EVERY = dask.config.get("split_every", 4)
 # --- the losses ----------------------------------------------------------------------
 
 
-class Case(NamedTuple):
-    """One loss with its options, its float64 reference and the inputs it suits."""
-
-    id: str
-    name: str  # the function's name in arraylosses
-    reference: Callable[..., np.ndarray]  # elementwise L, Spotlight's formula
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.options)
-
-    @property
-    def loss(self) -> Callable[..., Any]:
-        return getattr(al, self.name)
-
-    @property
-    def negatives_axis(self) -> bool:
-        return self.name == "adaptive_hinge_loss"
-
-    @property
-    def implicit(self) -> bool:
-        return self.name in {
-            "pointwise_loss",
-            "bpr_loss",
-            "hinge_loss",
-            "adaptive_hinge_loss",
-        }
-
-
-CASES = (
-    Case("pointwise", "pointwise_loss", support.ref_pointwise),
-    Case("bpr", "bpr_loss", support.ref_bpr),
-    Case("hinge-margin", "hinge_loss", support.ref_hinge, (("margin", 0.5),)),
-    Case("adaptive_hinge", "adaptive_hinge_loss", support.ref_adaptive_hinge),
-    Case("regression", "regression_loss", support.ref_regression),
-    Case("poisson", "poisson_loss", support.ref_poisson),
-    Case("poisson-log", "poisson_loss", support.ref_poisson, (("log_input", True),)),
-    Case("logistic", "logistic_loss", support.ref_logistic),
-)
-CASE_IDS = [case.id for case in CASES]
+Case = support.Case
+CASES = support.CASES
+CASE_IDS = support.CASE_IDS
 
 
 def _draw(case: Case, rng: np.random.Generator, first_shape, second_shape):
@@ -247,19 +208,6 @@ def _inputs(case: Case, layout: Layout, mask_kind: str, seed: int) -> Inputs:
 # --- laziness ------------------------------------------------------------------------
 
 
-def _refuse_to_compute(dsk, keys, **kwargs):  # noqa: ARG001 - a dask scheduler's signature
-    msg = "a loss computed part of its Dask graph while building it"
-    raise AssertionError(msg)
-
-
-@contextlib.contextmanager
-def _computing_nothing() -> Iterator[None]:
-    """Any compute inside (``.compute()``, ``bool()``, ``float()``, ``np.asarray``)
-    goes to a scheduler that raises."""
-    with dask.config.set(scheduler=_refuse_to_compute):
-        yield
-
-
 def _elementwise_chunks(case: Case, first, second, mask):
     """The chunks dask's own broadcasting gives the elementwise loss of these inputs
     (the common refinement of their chunks): built lazily, never computed."""
@@ -389,7 +337,7 @@ def test_the_refusing_scheduler_refuses():
     rng = np.random.default_rng(1)
     values = rng.normal(size=20)
     p = da.from_array(values, chunks=((3, 7, 1, 9),))
-    with _computing_nothing():
+    with support.computing_nothing():
         result = al.bpr_loss(p, p[::-1])
         with pytest.raises(AssertionError, match="computed part"):
             result.compute()
@@ -416,7 +364,7 @@ class TestIrregularChunks:
         # from_array chunks view these buffers: a task writing in place would show
         copies = [None if a is None else a.copy() for a in inputs.numpy]
         first_d, second_d, mask_d = inputs.dask
-        with _computing_nothing():
+        with support.computing_nothing():
             results = [
                 case.loss(first_d, second_d, mask_d, reduction=r, **case.kwargs)
                 for r in REDUCTIONS
@@ -460,7 +408,7 @@ class TestIrregularChunks:
         first, second, mask = inputs.numpy
         first_d, second_d, mask_d = inputs.dask
         function = al.value_and_grad(case.loss)
-        with _computing_nothing():
+        with support.computing_nothing():
             value, gradients = function(
                 first_d, second_d, mask_d, reduction=reduction, **case.kwargs
             )
@@ -496,7 +444,7 @@ class TestTreeReductions:
     def test_loss(self, case, layout, reduction, mask_kind):
         inputs = _inputs(case, layout, mask_kind, seed=19)
         first_d, second_d, mask_d = inputs.dask
-        with _computing_nothing():
+        with support.computing_nothing():
             result = case.loss(
                 first_d, second_d, mask_d, reduction=reduction, **case.kwargs
             )
@@ -527,7 +475,7 @@ class TestTreeReductions:
         inputs = _inputs(case, layout, mask_kind, seed=23)
         first_d, second_d, mask_d = inputs.dask
         function = al.value_and_grad(case.loss)
-        with _computing_nothing():
+        with support.computing_nothing():
             value, gradients = function(
                 first_d, second_d, mask_d, reduction=reduction, **case.kwargs
             )
@@ -639,7 +587,9 @@ class TestDistributed:
             # one seed: the same predictions each time (their chunks, named by
             # content, are one set of tasks), only the mask changes
             inputs = _inputs(case, CLUSTER, mask_kind, seed=29)
-            with _computing_nothing():  # nothing computed in this process, either
+            with (
+                support.computing_nothing()
+            ):  # nothing computed in this process, either
                 lazy.append(case.loss(*inputs.dask, reduction=reduction, **case.kwargs))
             # expected: the NumPy path (the package on the same values as NumPy arrays)
             expected.append(
@@ -647,7 +597,7 @@ class TestDistributed:
             )
         inputs = _inputs(case, CLUSTER, "float", seed=29)
         function = al.value_and_grad(case.loss)
-        with _computing_nothing():
+        with support.computing_nothing():
             value, gradients = function(*inputs.dask, **case.kwargs)
         # expected: the NumPy path, as above
         value_np, gradients_np = function(*inputs.numpy, **case.kwargs)
@@ -656,7 +606,7 @@ class TestDistributed:
         lazy += [value, *gradients]
         expected += [value_np, *gradients_np]
 
-        with _computing_nothing():
+        with support.computing_nothing():
             computed = _on_cluster(client, *lazy)
         assert len(computed) == len(lazy) == (6 if case.implicit else 5)
         for actual, array, reference in zip(computed, lazy, expected, strict=True):

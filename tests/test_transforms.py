@@ -16,9 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -50,30 +48,9 @@ for _loss in (
 REDUCTIONS = ("mean", "sum", "none")
 
 
-class Case(NamedTuple):
-    """One loss with its options, its float64 reference and the inputs it suits."""
-
-    id: str
-    name: str  # the function's name in arraylosses
-    reference: Callable[..., np.ndarray]  # elementwise L, Spotlight's formula
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.options)
-
-
-CASES = (
-    Case("pointwise", "pointwise_loss", support.ref_pointwise),
-    Case("bpr", "bpr_loss", support.ref_bpr),
-    Case("hinge-margin", "hinge_loss", support.ref_hinge, (("margin", 0.5),)),
-    Case("adaptive_hinge", "adaptive_hinge_loss", support.ref_adaptive_hinge),
-    Case("regression", "regression_loss", support.ref_regression),
-    Case("poisson", "poisson_loss", support.ref_poisson),
-    Case("poisson-log", "poisson_loss", support.ref_poisson, (("log_input", True),)),
-    Case("logistic", "logistic_loss", support.ref_logistic),
-)
-CASE_IDS = [case.id for case in CASES]
+Case = support.Case
+CASES = support.CASES
+CASE_IDS = support.CASE_IDS
 
 
 def _draw(case: Case, rng: np.random.Generator, shape, *, batch_axis: int = 0):
@@ -303,11 +280,6 @@ class TestTorchCompile:
 # --- Dask ----------------------------------------------------------------------------
 
 
-def _refuse_to_compute(dsk, keys, **kwargs):  # noqa: ARG001 - a dask scheduler's signature
-    msg = "a loss computed part of its Dask graph while building it"
-    raise AssertionError(msg)
-
-
 class TestDaskLaziness:
     def _inputs(self, xp, case):
         import dask.array as da
@@ -322,12 +294,11 @@ class TestDaskLaziness:
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
     def test_a_call_computes_nothing(self, xp, case):
         _skip_unless(xp, "dask", "dask laziness")
-        import dask
 
         (first, second, mask), (first_d, second_d, mask_d) = self._inputs(xp, case)
         function = getattr(al, case.name)
         results = {}
-        with dask.config.set(scheduler=_refuse_to_compute):
+        with support.computing_nothing():
             for reduction in REDUCTIONS:
                 for weights in (None, mask_d):
                     key = (reduction, weights is not None)
@@ -388,7 +359,6 @@ class TestDaskLaziness:
         # boolean selection leaves Dask arrays whose length is unknown (NaN) until
         # computed; the checks must take such a dimension as fitting, not refuse it
         _skip_unless(xp, "dask", "dask laziness")
-        import dask
         import dask.array as da
 
         rng = np.random.default_rng(37)
@@ -399,7 +369,7 @@ class TestDaskLaziness:
             xp.asarray(da.from_array(a, chunks=4))[select] for a in (p, n, w)
         )
         assert np.isnan(p_d.shape[0])
-        with dask.config.set(scheduler=_refuse_to_compute):
+        with support.computing_nothing():
             result = al.bpr_loss(p_d, n_d, w_d if masked else None, reduction=reduction)
         # expected: Spotlight's formula in float64 (support.ref_bpr) on the kept elements
         expected = support.ref_reduce(

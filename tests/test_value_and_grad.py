@@ -1396,11 +1396,6 @@ def _case_values(case: Case, seed: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _refuse_to_compute(dsk: Any, keys: Any, **kwargs: Any) -> None:  # noqa: ARG001 - a dask scheduler's signature
-    msg = "value_and_grad computed part of its Dask graph while building it"
-    raise AssertionError(msg)
-
-
 class TestTransforms:
     """``jax.jit``, Dask's laziness and ``torch.compile``, applied explicitly to the
     functions ``value_and_grad`` makes from the untagged losses."""
@@ -1455,7 +1450,6 @@ class TestTransforms:
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
     def test_dask_call_computes_nothing(self, xp: ModuleType, case: Case) -> None:
         _skip_unless(xp, "dask", "dask laziness")
-        import dask
         import dask.array as da
 
         values = _case_values(case, 17)
@@ -1463,7 +1457,7 @@ class TestTransforms:
         mask = xp.asarray(da.from_array(FLOAT_WEIGHTS, chunks=2))
         function = value_and_grad(getattr(al, case.loss.name))
         results = {}
-        with dask.config.set(scheduler=_refuse_to_compute):
+        with support.computing_nothing():
             for reduction in ("mean", "sum"):
                 for weights in (None, mask):
                     results[reduction, weights is not None] = split(
@@ -1507,7 +1501,6 @@ class TestTransforms:
         # boolean selection leaves Dask arrays whose length is unknown (NaN) until
         # computed: the mean's divisor must then be counted lazily, not refused
         _skip_unless(xp, "dask", "dask laziness")
-        import dask
         import dask.array as da
 
         rng = np.random.default_rng(18)
@@ -1521,7 +1514,7 @@ class TestTransforms:
         )
         assert math.isnan(second_d.shape[0])
         function = value_and_grad(getattr(al, loss.name))
-        with dask.config.set(scheduler=_refuse_to_compute):
+        with support.computing_nothing():
             value, gradients = split(
                 loss,
                 function(
