@@ -74,6 +74,24 @@ class TestEveryLoss:
         for array, copy in zip((first, second, mask), before, strict=True):
             np.testing.assert_array_equal(to_numpy(array), copy)
 
+    @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+    def test_a_masked_out_nan_changes_no_bit(self, loss, xp, dtype_name):
+        # NumPy and PyTorch mask by multiplying the loss's bits by 0 or 1: a NaN under
+        # the mask must leave every reduction as it was, and 'none' must hold +0.0 there
+        dtype = getattr(xp, dtype_name)
+        first, second = _arguments(loss, xp, dtype)
+        mask = asarray(xp, [True, False, True, True], xp.bool)
+        poisoned = to_numpy(first).copy()
+        poisoned[1] = np.nan  # so L is NaN at the masked-out element
+        poisoned = asarray(xp, poisoned, dtype)
+        for reduction in ("mean", "sum", "none"):
+            clean = to_numpy(loss(first, second, mask, reduction=reduction))
+            dirty = to_numpy(loss(poisoned, second, mask, reduction=reduction))
+            assert np.all(np.isfinite(dirty))
+            np.testing.assert_array_equal(dirty, clean)
+        assert dirty[1] == 0.0
+        assert not np.signbit(dirty[1])
+
     def test_positional_options_are_refused(self, loss, xp):
         first, second = _arguments(loss, xp, xp.float32)
         with pytest.raises(TypeError):
@@ -112,6 +130,32 @@ def test_two_torch_devices_are_refused():
     negative = torch.zeros(3, device="meta")  # a second device without a GPU
     with pytest.raises(ValueError, match=r"positive_predictions is on device cpu but "):
         bpr_loss(positive, negative)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_torch_masks_alike_with_and_without_autograd(reduction):
+    # without autograd a mask multiplies the loss's bits; with it, where() does the work
+    torch = pytest.importorskip("torch")
+    first = torch.tensor([0.5, float("nan"), -1.0, 2.0], dtype=torch.float64)
+    second = torch.tensor([1.0, 0.5, float("inf"), -0.5], dtype=torch.float64)
+    mask = torch.tensor([True, False, False, True])
+    # expected: Spotlight's formula in float64 (support.ref_bpr), masked by hand
+    elementwise = ref_bpr(
+        np.array([0.5, 0.0, 0.0, 2.0]), np.array([1.0, 0.0, 0.0, -0.5])
+    )
+    elementwise[1:3] = 0.0
+    expected = {"mean": elementwise.sum() / 2, "sum": elementwise.sum()}
+    plain = bpr_loss(first, second, mask, reduction=reduction)
+    with_grad = bpr_loss(
+        first.clone().requires_grad_(), second, mask, reduction=reduction
+    )
+    assert with_grad.requires_grad
+    torch.testing.assert_close(with_grad.detach(), plain, rtol=0, atol=0)
+    np.testing.assert_allclose(
+        plain.numpy(),
+        expected.get(reduction, elementwise),
+        rtol=1e-14,  # ulps
+    )
 
 
 def test_the_backend_is_cached_per_array_type(xp):

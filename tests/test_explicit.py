@@ -713,6 +713,29 @@ class TestLogisticLoss(_ExplicitLossContract):
             result, expected, xp=xp, like=logit, shape=reduced_shape((5,), reduction)
         )
 
+    @pytest.mark.parametrize(
+        ("observed_shape", "logit_shape"),
+        [((3, 4), (4,)), ((4,), (3, 4)), ((4,), ()), ((), (4,)), ((), ())],
+        ids=["observed-wider", "logits-wider", "0-d-logit", "0-d-observed", "0-d"],
+    )
+    def test_each_broadcast_and_0d_form(
+        self,
+        xp: ModuleType,
+        observed_shape: tuple[int, ...],
+        logit_shape: tuple[int, ...],
+    ) -> None:
+        # NumPy writes this loss into buffers of its own, which 0-d logits can't be
+        rng = np.random.default_rng(11)
+        observed = support.asarray(xp, self.observed(rng, observed_shape), xp.float64)
+        logit = support.asarray(xp, self.predicted(rng, logit_shape), xp.float64)
+
+        result = logistic_loss(observed, logit, reduction="none")
+
+        # expected: Spotlight's formula in float64 (support.ref_logistic), broadcast
+        expected = support.ref_logistic(as_float64(observed), as_float64(logit))
+        loss_shape = np.broadcast_shapes(observed_shape, logit_shape)
+        support.assert_close(result, expected, xp=xp, like=logit, shape=loss_shape)
+
     @pytest.mark.parametrize("reduction", REDUCTIONS)
     @pytest.mark.parametrize("dtype_name", DTYPES)
     def test_extreme_logits_are_finite(

@@ -53,6 +53,19 @@ class Call:
             result = self.xp.astype(result, self.cast_to)
         return result
 
+    def fused(self, loss_name: str) -> Array | None:
+        """The reduced loss from the library's own call for ``loss_name``, where it
+        has one and this call has no weights and no empty input; else None."""
+        fused = self.backend.fused.get(loss_name)
+        # a library's mean over no elements is NaN; ours is 0
+        empty = 0 in self.first.shape or 0 in self.second.shape
+        if fused is None or self.weights is not None or empty:
+            return None
+        result = fused(self.first, self.second, self.reduction)
+        if self.cast_to is not None:
+            result = self.xp.astype(result, self.cast_to)
+        return result
+
 
 def prepare(
     first: Array,

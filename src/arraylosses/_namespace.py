@@ -29,6 +29,7 @@ Primitive = Callable[..., Array]
 __all__ = ["Backend", "backend_of", "describe_type"]
 
 _SINGLE_PRECISION_BITS = 32
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -41,18 +42,34 @@ class Backend:
         Short name of the library, used in error messages.
     xp : namespace
         The array API namespace (array-api-compat's wrapper where one exists).
-    sigmoid, relu, mean, sum : callable
+    sigmoid, mean, sum : callable
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis).
+    relu, square : callable
+        ``max(x, 0)`` and ``x²`` of an array the loss has just computed, which
+        they may overwrite (NumPy's and PyTorch's do, to spare a buffer): never
+        pass them a caller's array.
     where : callable
         ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
         for tensors: the wrapper converts Python scalars on every call).
+    keep : callable
+        ``keep(mask, x)``: ``x`` where the bool ``mask`` is True, else exactly 0,
+        even where ``x`` is inf or NaN.
     logistic : callable
         ``logistic(observed, logit)``, Spotlight's elementwise logistic loss.
     count : callable
         ``count(mask, dtype)``, the number of True elements of a bool mask, or 1
-        where there are none, as a 0-d array (of ``dtype``, or integer on torch).
+        where there are none, as a 0-d array of ``dtype`` (integer on PyTorch, a
+        Python int on NumPy).
+    masked_total : callable
+        ``masked_total(loss, mask)``: the sum of ``keep(mask, loss)`` and
+        ``count(mask, loss.dtype)``, which PyTorch computes from one conversion
+        of the mask.
+    fused : dict
+        The library's own loss-and-reduction calls by loss name, each
+        ``fused(observed, predicted, reduction)``, for calls without weights:
+        PyTorch's binary cross-entropy ('logistic') reduces inside its one call.
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
     floating : dict
@@ -64,11 +81,15 @@ class Backend:
     xp: Namespace
     sigmoid: Primitive
     relu: Primitive
+    square: Primitive
     mean: Primitive
     sum: Primitive
     where: Primitive
+    keep: Primitive
     logistic: Primitive
     count: Primitive
+    masked_total: Primitive
+    fused: dict[str, Primitive]
     tracks_devices: bool
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
@@ -138,12 +159,15 @@ def _resolve(array: object, name: str) -> Backend:
     primitives: dict[str, Primitive] = {
         "sigmoid": partial(_functional.sigmoid, xp=xp),
         "relu": partial(_functional.relu, xp=xp),
+        "square": xp.square,
         "mean": xp.mean,
         "sum": xp.sum,
         "where": xp.where,
+        "keep": partial(_functional.keep_where, xp=xp),
         "logistic": partial(_functional.logistic, xp=xp),
         "count": partial(_functional.count_by_sum, xp=xp),
     }
+    fused: dict[str, Primitive] = {}
     tracks_devices = True
     if array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
@@ -151,6 +175,14 @@ def _resolve(array: object, name: str) -> Backend:
         # the ufunc's own reduction: np.sum adds a microsecond of Python around it
         primitives.update(
             _ufunc_primitives(xp, sum_all=partial(xp.add.reduce, axis=None))
+        )
+        # NumPy's where() takes three times as long as the bit product
+        unsigned = {2: xp.uint16, 4: xp.uint32, 8: xp.uint64}
+        primitives["keep"] = partial(_functional.keep_by_bits, xp=xp, unsigned=unsigned)
+        # NumPy's own count_nonzero: the wrapper's takes microseconds more
+        count_nonzero = sys.modules["numpy"].count_nonzero
+        primitives["count"] = partial(
+            _functional.count_as_int, count_nonzero=count_nonzero
         )
     elif array_api_compat.is_dask_namespace(xp):
         library = "dask"
@@ -164,13 +196,19 @@ def _resolve(array: object, name: str) -> Backend:
         # have the same semantics for these calls and no Python layer on top
         primitives.update(
             sigmoid=torch.sigmoid,
-            relu=torch.relu,
+            # in place on the loss's own temporary, which autograd allows: relu
+            # saves its output, not its input
+            relu=torch.relu_,
+            square=torch.square,
             mean=torch.mean,
             sum=torch.sum,
             where=torch.where,
+            keep=partial(_torch_keep, torch=torch),
             logistic=partial(_torch_logistic, torch=torch),
             count=partial(_torch_count, torch=torch),
+            masked_total=partial(_torch_masked_total, torch=torch),
         )
+        fused = {"logistic": partial(_torch_logistic, torch=torch)}
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")
@@ -182,16 +220,26 @@ def _resolve(array: object, name: str) -> Backend:
     else:
         library = getattr(xp, "__name__", describe_type(array))
 
+    masked_total = primitives.get("masked_total") or partial(
+        _functional.masked_total,
+        keep=primitives["keep"],
+        sum_all=primitives["sum"],
+        count=primitives["count"],
+    )
     return Backend(
         name=library,
         xp=xp,
         sigmoid=primitives["sigmoid"],
         relu=primitives["relu"],
+        square=primitives["square"],
         mean=primitives["mean"],
         sum=primitives["sum"],
         where=primitives["where"],
+        keep=primitives["keep"],
         logistic=primitives["logistic"],
         count=primitives["count"],
+        masked_total=masked_total,
+        fused=fused,
         tracks_devices=tracks_devices,
     )
 
@@ -200,19 +248,24 @@ def _ufunc_primitives(xp: Namespace, *, sum_all: Primitive) -> dict[str, Primiti
     """Primitives for libraries of ufuncs that write into ``out=`` (NumPy, CuPy)."""
     return {
         "sigmoid": partial(_functional.sigmoid_in_one_buffer, xp=xp),
+        "relu": partial(_functional.relu_in_place, xp=xp),
+        "square": partial(_functional.square_in_place, xp=xp),
+        "logistic": partial(_functional.logistic_in_four_buffers, xp=xp),
         "sum": sum_all,
         "mean": partial(_functional.mean_of_sum, sum_all=sum_all),
         "count": partial(_functional.count_by_nonzero, xp=xp),
     }
 
 
-def _torch_logistic(observed: Array, logit: Array, *, torch: Any) -> Array:
+def _torch_logistic(
+    observed: Array, logit: Array, reduction: str = "none", *, torch: Any
+) -> Array:
     positive = torch.clamp(observed, 0.0, 1.0)
     if positive.shape != logit.shape:  # the fused kernel takes no broadcasting
         logit, positive = torch.broadcast_tensors(logit, positive)
-    # one fused kernel, stable for any logit: PyTorch's binary cross-entropy with logits
+    # one call, stable for any logit: PyTorch's binary cross-entropy with logits
     return torch.nn.functional.binary_cross_entropy_with_logits(
-        logit, positive, reduction="none"
+        logit, positive, reduction=reduction
     )
 
 
@@ -220,3 +273,32 @@ def _torch_count(mask: Array, dtype: Any, *, torch: Any) -> Array:  # noqa: ARG0
     # an integer count: summing bools as integers is faster, and a float tensor
     # divided by an integer one stays float; at least 1, in place on the new sum
     return torch.sum(mask).clamp_min_(1)
+
+
+def _torch_bits(x: Array, *, torch: Any) -> Any:
+    """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
+    # autograd can't follow a bit view: tensors that carry gradients take where()
+    if x.requires_grad:
+        return None
+    return {4: torch.int32, 8: torch.int64}.get(x.element_size())
+
+
+def _torch_keep(mask: Array, x: Array, *, torch: Any) -> Array:
+    bits = _torch_bits(x, torch=torch)
+    if bits is None:
+        return torch.where(mask, x, 0.0)
+    # x's bit pattern times 0 or 1 is x's or +0.0's, and twice as fast as where()
+    return torch.mul(x.view(bits), mask.to(bits)).view(x.dtype)
+
+
+def _torch_masked_total(loss: Array, mask: Array, *, torch: Any) -> tuple[Array, Array]:
+    bits = _torch_bits(loss, torch=torch)
+    if bits is None:
+        return torch.sum(torch.where(mask, loss, 0.0)), _torch_count(
+            mask, None, torch=torch
+        )
+    # one conversion of the mask serves both: torch sums bools at half the speed of ints
+    ones = mask.to(bits)
+    kept = torch.mul(loss.view(bits), ones).view(loss.dtype)
+    count_dtype = torch.int32 if ones.numel() <= _INT32_MAX else torch.int64
+    return torch.sum(kept), torch.sum(ones, dtype=count_dtype).clamp_min_(1)

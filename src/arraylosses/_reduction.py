@@ -24,11 +24,15 @@ def reduce(
     'mean' is ``sum(L * w) / sum(w)`` with ``w`` counted at its broadcast shape, and 0
     where ``sum(w)`` is 0; without, it is the mean of ``L`` (0 for an empty ``L``).
     """
+    is_mean = reduction == "mean" and 0 not in loss.shape
+    if is_mean and weights is not None and weights.dtype == backend.xp.bool:
+        total, count = backend.masked_total(loss, weights)
+        return total / _count_at_broadcast_shape(count, weights, loss, backend=backend)
     if weights is not None:
         loss = _weighted(loss, weights, backend=backend)
     if reduction == "none":
         return loss
-    if reduction == "sum" or 0 in loss.shape:
+    if not is_mean:
         # the mean over no elements is 0, as for an all-zero mask
         return backend.sum(loss)
     if weights is None:
@@ -69,8 +73,8 @@ def reduce_with_derivatives(
 def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
     # where() before the product: a masked-out inf or NaN must give 0, and inf·0 never run
     if weights.dtype == backend.xp.bool:
-        return backend.where(weights, loss, 0.0)
-    return backend.where(weights != 0, loss, 0.0) * weights
+        return backend.keep(weights, loss)
+    return backend.keep(weights != 0, loss) * weights
 
 
 def _mean_divisor(weights: Array, loss: Array, *, backend: Backend) -> Array:

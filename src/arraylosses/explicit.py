@@ -83,8 +83,7 @@ def regression_loss(
     0.4167
     """
     call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
-    # one expression: NumPy then squares the unnamed difference in place
-    return call.finish((call.second - call.first) ** 2)
+    return call.finish(call.backend.square(call.second - call.first))
 
 
 @shared_sections
@@ -222,4 +221,7 @@ def logistic_loss(
     0.4714
     """
     call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
+    fused = call.fused("logistic")
+    if fused is not None:
+        return fused
     return call.finish(call.backend.logistic(call.first, call.second))
