@@ -439,16 +439,25 @@ class _SigmoidLossTests(_ImplicitLossContract):
 
     expected_at_large_scores: ClassVar[list[float]]  # by hand, for LARGE_*
 
+    # NumPy caps the exponent on small arrays, and lets it overflow quietly from
+    # 2,048 elements: 1,024 copies of the four scores take the second path
+    @pytest.mark.parametrize("copies", [1, 1024])
     @pytest.mark.parametrize("dtype_name", DTYPES)
-    def test_no_overflow_at_large_scores(self, xp: ModuleType, dtype_name: str) -> None:
+    def test_no_overflow_at_large_scores(
+        self, xp: ModuleType, dtype_name: str, copies: int
+    ) -> None:
         # expected: by hand, in each subclass; a naive sigmoid overflows exp at
         # |x| = 1e4, which NumPy reports as a warning, an error under this suite
         dtype = support.dtype_of(xp, dtype_name)
-        p = support.asarray(xp, LARGE_POSITIVE, dtype)
-        n = support.asarray(xp, LARGE_NEGATIVE, dtype)
-        expected = np.array(self.expected_at_large_scores)
+        p = support.asarray(xp, np.tile(LARGE_POSITIVE, copies), dtype)
+        n = support.asarray(xp, np.tile(LARGE_NEGATIVE, copies), dtype)
+        expected = np.tile(self.expected_at_large_scores, copies)
         support.assert_close(
-            self.loss(p, n, reduction="none"), expected, xp=xp, like=p, shape=(4,)
+            self.loss(p, n, reduction="none"),
+            expected,
+            xp=xp,
+            like=p,
+            shape=(4 * copies,),
         )
         support.assert_close(self.loss(p, n), expected.mean(), xp=xp, like=p)
 

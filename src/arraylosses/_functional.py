@@ -26,13 +26,19 @@ __all__ = [
     "mean_of_sum",
     "positive_class",
     "relu",
-    "relu_in_place",
+    "relu_into_zeros",
     "sigmoid",
     "sigmoid_in_one_buffer",
+    "sigmoid_of_negative",
+    "sigmoid_of_negative_in_one_buffer",
     "square_in_place",
 ]
 
 _SIGMOID_CONSTANTS: dict[Any, tuple[Array, Array]] = {}
+# from this many elements, letting exp overflow quietly (entering NumPy's errstate
+# costs a microsecond) beats a pass that caps the exponent (NumPy's minimum
+# against a scalar takes half a nanosecond an element)
+_QUIET_OVERFLOW_FROM = 2048
 
 
 def sigmoid(x: Array, /, *, xp: Namespace) -> Array:
@@ -42,19 +48,61 @@ def sigmoid(x: Array, /, *, xp: Namespace) -> Array:
     return xp.where(x >= 0, 1.0, decay) / (1.0 + decay)
 
 
-def sigmoid_in_one_buffer(x: Array, /, *, xp: Namespace) -> Array:
-    """The sigmoid in five passes over one new buffer, for ufuncs that take ``out=``.
+def sigmoid_in_one_buffer(
+    x: Array, /, *, xp: Namespace, quiet_overflow: Callable[[], Any]
+) -> Array:
+    """The sigmoid in four or five passes over one new buffer, for ufuncs that take
+    ``out=``; ``quiet_overflow()`` is a context in which ``exp`` overflows silently.
 
     Exact to rounding for every ``x`` whose sigmoid is a normal number; below that
-    (``x < -88`` in float32) it returns at most the smallest normal, never inf.
+    (``x < -87`` in float32) it returns at most the smallest normal, never inf.
     """
-    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
-    buffer = xp.negative(x, out=xp.empty_like(x)) if x.ndim == 0 else xp.negative(x)
-    exp_limit, one = _sigmoid_constants(buffer.dtype, xp=xp)
-    # σ(x) = 1 / (1 + e^-x); capping -x at the largest finite exponent keeps e^-x
-    # finite, and σ there is already below the smallest normal number
-    xp.minimum(buffer, exp_limit, out=buffer)
-    xp.exp(buffer, out=buffer)
+    exponent = xp.negative(x, out=_new_buffer(x, xp=xp))
+    # σ(x) = 1 / (1 + e^-x)
+    return _reciprocal_of_one_plus_exp(
+        exponent, out=exponent, xp=xp, quiet_overflow=quiet_overflow
+    )
+
+
+def sigmoid_of_negative(x: Array, /, *, sigmoid: Callable[[Array], Array]) -> Array:
+    """``σ(-x)``, which is ``1 - σ(x)`` without its cancellation."""
+    return sigmoid(-x)
+
+
+def sigmoid_of_negative_in_one_buffer(
+    x: Array, /, *, xp: Namespace, quiet_overflow: Callable[[], Any]
+) -> Array:
+    """``σ(-x)`` as :func:`sigmoid_in_one_buffer` computes ``σ``, a pass sooner."""
+    # σ(-x) = 1 / (1 + e^x): the negation of -x is x, exactly
+    return _reciprocal_of_one_plus_exp(
+        x, out=_new_buffer(x, xp=xp), xp=xp, quiet_overflow=quiet_overflow
+    )
+
+
+def _new_buffer(x: Array, *, xp: Namespace) -> Array | None:
+    """``out=`` for a ufunc's first pass over ``x``: None lets it allocate, except on
+    a 0-d ``x``, where a ufunc would return a scalar, which nothing can be written into."""
+    return xp.empty_like(x) if x.ndim == 0 else None
+
+
+def _reciprocal_of_one_plus_exp(
+    exponent: Array,
+    *,
+    out: Array | None,
+    xp: Namespace,
+    quiet_overflow: Callable[[], Any],
+) -> Array:
+    """``1 / (1 + e^exponent)``, written into ``out`` (a new array if None)."""
+    exp_limit, one = _sigmoid_constants(exponent.dtype, xp=xp)
+    if exponent.size < _QUIET_OVERFLOW_FROM:
+        # capping the exponent at the largest finite one keeps e^exponent finite, and
+        # 1 / (1 + e^exponent) there is already below the smallest normal number
+        buffer = xp.minimum(exponent, exp_limit, out=out)
+        xp.exp(buffer, out=buffer)
+    else:
+        # a pass fewer: e^exponent overflows to inf, where 1 / (1 + inf) is 0
+        with quiet_overflow():
+            buffer = xp.exp(exponent, out=out)
     xp.add(buffer, one, out=buffer)
     return xp.reciprocal(buffer, out=buffer)
 
@@ -64,15 +112,17 @@ def relu(x: Array, /, *, xp: Namespace) -> Array:
     return xp.maximum(x, 0.0)
 
 
-def relu_in_place(x: Array, /, *, xp: Namespace) -> Array:
-    """:func:`relu` written into ``x``, a new array the caller owns, for ufuncs that
-    take ``out=``: a fresh buffer of a million elements costs as much as the pass."""
-    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
-    return xp.maximum(x, 0.0) if x.ndim == 0 else xp.maximum(x, 0.0, out=x)
+def relu_into_zeros(x: Array, /, *, xp: Namespace) -> Array:
+    """:func:`relu` written into a new array of zeros, for ufuncs that take ``out=``:
+    NumPy's maximum against an array runs three times as fast as against a scalar."""
+    zeros = xp.zeros(x.shape, dtype=x.dtype)
+    return xp.maximum(x, zeros, out=zeros)
 
 
 def square_in_place(x: Array, /, *, xp: Namespace) -> Array:
-    """``x²`` written into ``x``, a new array the caller owns, as :func:`relu_in_place`."""
+    """``x²`` written into ``x``, a new array the caller owns, for ufuncs that take
+    ``out=``: a fresh buffer of a million elements costs as much as the pass."""
+    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
     return xp.square(x) if x.ndim == 0 else xp.square(x, out=x)
 
 
@@ -85,16 +135,22 @@ def logistic(observed: Array, logit: Array, /, *, xp: Namespace) -> Array:
 
 
 def logistic_in_four_buffers(
-    observed: Array, logit: Array, /, *, xp: Namespace
+    observed: Array,
+    logit: Array,
+    /,
+    *,
+    xp: Namespace,
+    relu: Callable[[Array], Array],
 ) -> Array:
     """:func:`logistic` with the same operations in the same order, in four new
-    buffers where the expression takes seven, for ufuncs that take ``out=``."""
-    if (
-        logit.ndim == 0
-    ):  # a ufunc returns a scalar here, which nothing can be written into
+    buffers where the expression takes seven, for ufuncs that take ``out=``:
+    ``relu`` is the library's fastest, and ``clip`` is one pass where
+    :func:`positive_class` takes two."""
+    # a ufunc returns a scalar on 0-d arrays, which nothing can be written into
+    if logit.ndim == 0:
         return logistic(observed, logit, xp=xp)
-    loss = xp.multiply(logit, positive_class(observed, xp=xp))
-    xp.subtract(relu(logit, xp=xp), loss, out=loss)
+    loss = xp.multiply(logit, xp.clip(observed, 0.0, 1.0))
+    xp.subtract(relu(logit), loss, out=loss)
     tail = xp.abs(logit)
     xp.negative(tail, out=tail)
     xp.exp(tail, out=tail)
@@ -171,9 +227,10 @@ def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:
 def _sigmoid_constants(dtype: Any, *, xp: Namespace) -> tuple[Array, Array]:
     """The largest whole exponent whose exp is finite in ``dtype`` (88 for float32),
     and 1, as 0-d arrays of ``dtype``: ufuncs take those faster than Python floats."""
-    constants = _SIGMOID_CONSTANTS.get(dtype)
+    # by library too: NumPy and CuPy share their dtype objects, not their arrays
+    constants = _SIGMOID_CONSTANTS.get((xp, dtype))
     if constants is None:
         limit = math.floor(math.log(float(xp.finfo(dtype).max)))
         constants = (xp.asarray(limit, dtype=dtype), xp.asarray(1, dtype=dtype))
-        _SIGMOID_CONSTANTS[dtype] = constants
+        _SIGMOID_CONSTANTS[xp, dtype] = constants
     return constants

@@ -36,12 +36,12 @@ __all__ = ["value_and_grad"]
 
 
 def _pointwise(p: Array, n: Array, *, backend: Backend) -> tuple[Array, ...]:
-    sigmoid = backend.sigmoid
-    sigmoid_of_minus_p, sigmoid_of_n = sigmoid(-p), sigmoid(n)
+    sigmoid, sigmoid_of_negative = backend.sigmoid, backend.sigmoid_of_negative
+    sigmoid_of_minus_p, sigmoid_of_n = sigmoid_of_negative(p), sigmoid(n)
     loss = sigmoid_of_minus_p + sigmoid_of_n
     # σ'(x) = σ(x)·σ(-x): both factors from the sigmoid, never 1 - σ, which cancels
     d_p = -(sigmoid_of_minus_p * sigmoid(p))
-    d_n = sigmoid_of_n * sigmoid(-n)
+    d_n = sigmoid_of_n * sigmoid_of_negative(n)
     zeros = backend.xp.zeros_like(loss)
     # each term depends on one argument only: give both the loss's broadcast shape
     return loss, d_p + zeros, d_n + zeros
@@ -51,7 +51,7 @@ def _bpr(p: Array, n: Array, *, backend: Backend) -> tuple[Array, ...]:
     difference = n - p
     loss = backend.sigmoid(difference)
     # d σ(n - p) / dn = σ(n - p)·σ(p - n), and the negative of that for p
-    d_n = loss * backend.sigmoid(-difference)
+    d_n = loss * backend.sigmoid_of_negative(difference)
     return loss, -d_n, d_n
 
 

@@ -10,6 +10,7 @@ native primitives that beat the standard-only forms.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from collections.abc import Callable
@@ -42,14 +43,14 @@ class Backend:
         Short name of the library, used in error messages.
     xp : namespace
         The array API namespace (array-api-compat's wrapper where one exists).
-    sigmoid, mean, sum : callable
+    sigmoid, sigmoid_of_negative, mean, sum : callable
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
-        ``sum`` reduce over every axis).
+        ``sum`` reduce over every axis); ``sigmoid_of_negative(x)`` is ``σ(-x)``.
     relu, square : callable
         ``max(x, 0)`` and ``x²`` of an array the loss has just computed, which
-        they may overwrite (NumPy's and PyTorch's do, to spare a buffer): never
-        pass them a caller's array.
+        they may overwrite (PyTorch's relu and NumPy's square do, to spare a
+        buffer): never pass them a caller's array.
     where : callable
         ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
         for tensors: the wrapper converts Python scalars on every call).
@@ -80,6 +81,7 @@ class Backend:
     name: str
     xp: Namespace
     sigmoid: Primitive
+    sigmoid_of_negative: Primitive
     relu: Primitive
     square: Primitive
     mean: Primitive
@@ -172,17 +174,24 @@ def _resolve(array: object, name: str) -> Backend:
     if array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
         tracks_devices = False
-        # the ufunc's own reduction: np.sum adds a microsecond of Python around it
+        # NumPy's own functions, not the wrapper's: zeros, clip and count_nonzero
+        # take microseconds more through it
+        numpy = sys.modules["numpy"]
         primitives.update(
-            _ufunc_primitives(xp, sum_all=partial(xp.add.reduce, axis=None))
+            _ufunc_primitives(
+                numpy,
+                # the ufunc's own reduction: np.sum adds a microsecond of Python
+                sum_all=partial(numpy.add.reduce, axis=None),
+                quiet_overflow=partial(numpy.errstate, over="ignore"),
+            )
         )
         # NumPy's where() takes three times as long as the bit product
-        unsigned = {2: xp.uint16, 4: xp.uint32, 8: xp.uint64}
-        primitives["keep"] = partial(_functional.keep_by_bits, xp=xp, unsigned=unsigned)
-        # NumPy's own count_nonzero: the wrapper's takes microseconds more
-        count_nonzero = sys.modules["numpy"].count_nonzero
+        unsigned = {2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
+        primitives["keep"] = partial(
+            _functional.keep_by_bits, xp=numpy, unsigned=unsigned
+        )
         primitives["count"] = partial(
-            _functional.count_as_int, count_nonzero=count_nonzero
+            _functional.count_as_int, count_nonzero=numpy.count_nonzero
         )
     elif array_api_compat.is_dask_namespace(xp):
         library = "dask"
@@ -215,11 +224,25 @@ def _resolve(array: object, name: str) -> Backend:
         primitives.update(sigmoid=jax_nn.sigmoid, relu=jax_nn.relu)
     elif array_api_compat.is_cupy_namespace(xp):
         library = "cupy"
-        primitives.update(_ufunc_primitives(xp, sum_all=xp.sum))
-        primitives["sigmoid"] = importlib.import_module("cupyx.scipy.special").expit
+        cupy = sys.modules["cupy"]
+        # CuPy never warns of an overflow
+        primitives.update(
+            _ufunc_primitives(
+                cupy, sum_all=cupy.sum, quiet_overflow=contextlib.nullcontext
+            )
+        )
+        expit = importlib.import_module("cupyx.scipy.special").expit
+        # one fused kernel each beats the four passes of the NumPy forms on a GPU
+        primitives["sigmoid"] = expit
+        primitives["sigmoid_of_negative"] = partial(
+            _functional.sigmoid_of_negative, sigmoid=expit
+        )
     else:
         library = getattr(xp, "__name__", describe_type(array))
 
+    sigmoid_of_negative = primitives.get("sigmoid_of_negative") or partial(
+        _functional.sigmoid_of_negative, sigmoid=primitives["sigmoid"]
+    )
     masked_total = primitives.get("masked_total") or partial(
         _functional.masked_total,
         keep=primitives["keep"],
@@ -230,6 +253,7 @@ def _resolve(array: object, name: str) -> Backend:
         name=library,
         xp=xp,
         sigmoid=primitives["sigmoid"],
+        sigmoid_of_negative=sigmoid_of_negative,
         relu=primitives["relu"],
         square=primitives["square"],
         mean=primitives["mean"],
@@ -244,13 +268,23 @@ def _resolve(array: object, name: str) -> Backend:
     )
 
 
-def _ufunc_primitives(xp: Namespace, *, sum_all: Primitive) -> dict[str, Primitive]:
-    """Primitives for libraries of ufuncs that write into ``out=`` (NumPy, CuPy)."""
+def _ufunc_primitives(
+    library: Any, *, sum_all: Primitive, quiet_overflow: Callable[[], Any]
+) -> dict[str, Primitive]:
+    """Primitives for the libraries of ufuncs that write into ``out=``, NumPy and
+    CuPy, given as their own modules; ``quiet_overflow()`` is a context in which
+    their ``exp`` overflows silently."""
+    xp = library
+    sigmoid_options = {"xp": xp, "quiet_overflow": quiet_overflow}
+    relu = partial(_functional.relu_into_zeros, xp=xp)
     return {
-        "sigmoid": partial(_functional.sigmoid_in_one_buffer, xp=xp),
-        "relu": partial(_functional.relu_in_place, xp=xp),
+        "sigmoid": partial(_functional.sigmoid_in_one_buffer, **sigmoid_options),
+        "sigmoid_of_negative": partial(
+            _functional.sigmoid_of_negative_in_one_buffer, **sigmoid_options
+        ),
+        "relu": relu,
         "square": partial(_functional.square_in_place, xp=xp),
-        "logistic": partial(_functional.logistic_in_four_buffers, xp=xp),
+        "logistic": partial(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
         "sum": sum_all,
         "mean": partial(_functional.mean_of_sum, sum_all=sum_all),
         "count": partial(_functional.count_by_nonzero, xp=xp),

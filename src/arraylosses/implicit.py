@@ -81,9 +81,11 @@ def pointwise_loss(
     call = prepare(
         positive_predictions, negative_predictions, mask, reduction, names=_NAMES
     )
-    sigmoid = call.backend.sigmoid
+    backend = call.backend
     # 1 - σ(p) = σ(-p)
-    return call.finish(sigmoid(-call.first) + sigmoid(call.second))
+    return call.finish(
+        backend.sigmoid_of_negative(call.first) + backend.sigmoid(call.second)
+    )
 
 
 @shared_sections
