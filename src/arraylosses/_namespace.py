@@ -205,8 +205,9 @@ def _resolve(array: object, name: str) -> Backend:
         # have the same semantics for these calls and no Python layer on top
         primitives.update(
             sigmoid=torch.sigmoid,
-            # in place on the loss's own temporary, which autograd allows: relu
-            # saves its output, not its input
+            # in place on the loss's own temporaries, which autograd allows: relu
+            # and sigmoid save their outputs, not their inputs
+            sigmoid_of_negative=partial(_torch_sigmoid_of_negative, torch=torch),
             relu=torch.relu_,
             square=torch.square,
             mean=torch.mean,
@@ -307,6 +308,10 @@ def _torch_count(mask: Array, dtype: Any, *, torch: Any) -> Array:  # noqa: ARG0
     # an integer count: summing bools as integers is faster, and a float tensor
     # divided by an integer one stays float; at least 1, in place on the new sum
     return torch.sum(mask).clamp_min_(1)
+
+
+def _torch_sigmoid_of_negative(x: Array, *, torch: Any) -> Array:
+    return torch.neg(x).sigmoid_()
 
 
 def _torch_bits(x: Array, *, torch: Any) -> Any:
