@@ -187,12 +187,15 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Time the losses against hand-written idioms; not run by plain ``nox``.
 
-    Writes benchmarks/results/ (results.md, results.json, ratios.png) and prints
-    the tables. Arguments after ``--`` go to the runner, e.g.
+    Writes benchmarks/results/ (results.md, results.json, ratios.png, and without
+    arguments breakdown.md) and prints the tables. Arguments after ``--`` go to
+    the runner, e.g.
     ``nox -s bench -- --quick --backends numpy,torch --out /tmp/bench``.
     """
     _install(session, ".[numpy,torch,jax]", "jax[cpu]", "matplotlib")
     session.run("python", "benchmarks/run.py", *session.posargs)
+    if not session.posargs:  # a full run: profile the cells that miss, step by step
+        session.run("python", "benchmarks/breakdown.py")
 
 
 @nox.session(default=False)

@@ -122,7 +122,8 @@ class Backend:
         return compute
 
 
-_BACKENDS: dict[type, Backend] = {}
+_BACKENDS: dict[int, Backend] = {}
+_TYPES: list[type] = []
 
 
 def backend_of(array: object, name: str) -> Backend:
@@ -133,9 +134,13 @@ def backend_of(array: object, name: str) -> Backend:
     TypeError
         If ``array`` is not an array of a library the array API reaches.
     """
-    backend = _BACKENDS.get(type(array))
+    # keyed by the type's id: torch.compile guards an int key in C++, a type key
+    # with a Python lambda on every call; _TYPES keeps each id's type alive
+    backend = _BACKENDS.get(id(type(array)))
     if backend is None:
-        backend = _BACKENDS[type(array)] = _resolve(array, name)
+        backend = _resolve(array, name)
+        _TYPES.append(type(array))
+        _BACKENDS[id(type(array))] = backend
     return backend
 
 
