@@ -71,7 +71,7 @@ def reduce_with_derivatives(
 
 
 def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
-    # where() before the product: a masked-out inf or NaN must give 0, and inf·0 never run
+    # keep() before the product: a masked-out inf or NaN must give 0, and inf·0 never run
     if weights.dtype == backend.xp.bool:
         return backend.keep(weights, loss)
     return backend.keep(weights != 0, loss) * weights
