@@ -27,7 +27,16 @@ __all__ = ["Call", "prepare"]
 class Call:
     """The checked inputs of one loss call, cast to the dtype its math runs in."""
 
-    __slots__ = ("backend", "cast_to", "first", "reduction", "second", "weights", "xp")
+    __slots__ = (
+        "backend",
+        "cast_to",
+        "empty",
+        "first",
+        "reduction",
+        "second",
+        "weights",
+        "xp",
+    )
 
     def __init__(
         self,
@@ -37,6 +46,8 @@ class Call:
         weights: Array | None,
         reduction: str,
         cast_to: Any,
+        *,
+        empty: bool,
     ) -> None:
         self.backend = backend
         self.xp = backend.xp
@@ -45,10 +56,16 @@ class Call:
         self.weights = weights
         self.reduction = reduction
         self.cast_to = cast_to  # the caller's dtype where the math ran wider, else None
+        self.empty = empty  # whether the elementwise loss has no elements
 
     def finish(self, loss: Array) -> Array:
         """Weight and reduce the elementwise ``loss``, in the caller's dtype."""
-        result = reduce(loss, self.weights, self.reduction, backend=self.backend)
+        if self.weights is None and self.reduction == "mean" and not self.empty:
+            # Spotlight's default, the commonest call: the mean, without reduce()'s
+            # Python (which re-reads the loss's shape, a new object on PyTorch)
+            result = self.backend.mean(loss)
+        else:
+            result = reduce(loss, self.weights, self.reduction, backend=self.backend)
         if self.cast_to is not None:
             result = self.xp.astype(result, self.cast_to)
         return result
@@ -58,8 +75,7 @@ class Call:
         has one and this call has no weights and no empty input; else None."""
         fused = self.backend.fused.get(loss_name)
         # a library's mean over no elements is NaN; ours is 0
-        empty = 0 in self.first.shape or 0 in self.second.shape
-        if fused is None or self.weights is not None or empty:
+        if fused is None or self.weights is not None or self.empty:
             return None
         result = fused(self.first, self.second, self.reduction)
         if self.cast_to is not None:
@@ -171,7 +187,8 @@ def prepare(
     if second_dtype != compute_dtype:
         second = xp.astype(second, compute_dtype)
     cast_to = None if compute_dtype == result_dtype else result_dtype
-    return Call(backend, first, second, mask, reduction, cast_to)
+    empty = 0 in loss_shape
+    return Call(backend, first, second, mask, reduction, cast_to, empty=empty)
 
 
 def _check_same_library(

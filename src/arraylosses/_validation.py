@@ -35,6 +35,10 @@ def check_reduction(reduction: object) -> None:
 
 
 def check_margin(margin: object) -> None:
+    # a finite Python float needs no ABC check, which costs every call (and, under
+    # torch.compile, a guard on numbers.Real)
+    if type(margin) is float and math.isfinite(margin):
+        return
     if isinstance(margin, bool) or not isinstance(margin, Real):
         msg = f"margin must be a real number, got {type(margin).__name__} {margin!r}"
         raise TypeError(msg)
