@@ -46,7 +46,6 @@ class Call:
         weights: Array | None,
         reduction: str,
         cast_to: Any,
-        *,
         empty: bool,
     ) -> None:
         self.backend = backend
@@ -164,12 +163,12 @@ def prepare(
     if second_has_negatives_axis:
         check_negatives_shape(second_name, second_shape, first_name, first_shape)
         second_shape = second_shape[1:]
-        second_name = f"{second_name} (after its negatives axis)"
-    loss_shape = (
-        first_shape
-        if first_shape == second_shape
-        else broadcast_pair(first_name, first_shape, second_name, second_shape)
-    )
+    if first_shape == second_shape:
+        loss_shape = first_shape
+    else:
+        if second_has_negatives_axis:  # named for the error, where there is one
+            second_name = f"{second_name} (after its negatives axis)"
+        loss_shape = broadcast_pair(first_name, first_shape, second_name, second_shape)
 
     if mask is not None:
         mask_dtype = mask.dtype
@@ -188,7 +187,7 @@ def prepare(
         second = xp.astype(second, compute_dtype)
     cast_to = None if compute_dtype == result_dtype else result_dtype
     empty = 0 in loss_shape
-    return Call(backend, first, second, mask, reduction, cast_to, empty=empty)
+    return Call(backend, first, second, mask, reduction, cast_to, empty)
 
 
 def _check_same_library(
