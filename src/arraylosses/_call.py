@@ -65,9 +65,7 @@ class Call:
             result = self.backend.mean(loss)
         else:
             result = reduce(loss, self.weights, self.reduction, backend=self.backend)
-        if self.cast_to is not None:
-            result = self.xp.astype(result, self.cast_to)
-        return result
+        return self._in_callers_dtype(result)
 
     def fused(self, loss_name: str) -> Array | None:
         """The reduced loss from the library's own call for ``loss_name``, where it
@@ -76,10 +74,10 @@ class Call:
         # a library's mean over no elements is NaN; ours is 0
         if fused is None or self.weights is not None or self.empty:
             return None
-        result = fused(self.first, self.second, self.reduction)
-        if self.cast_to is not None:
-            result = self.xp.astype(result, self.cast_to)
-        return result
+        return self._in_callers_dtype(fused(self.first, self.second, self.reduction))
+
+    def _in_callers_dtype(self, result: Array) -> Array:
+        return result if self.cast_to is None else self.xp.astype(result, self.cast_to)
 
 
 def prepare(
