@@ -158,6 +158,20 @@ def test_torch_masks_alike_with_and_without_autograd(reduction):
     )
 
 
+def test_torch_adds_either_zero_margin_as_a_float_would():
+    # PyTorch adds a margin from a cache of 0-d tensors, where 0.0 and -0.0 would be
+    # one dictionary key; yet -0.0 + -0.0 is -0.0 and -0.0 + 0.0 is 0.0
+    torch = pytest.importorskip("torch")
+    positive = torch.zeros(2)
+    negative = torch.tensor([-0.0, 1.0])
+    for margin in (0.0, -0.0, 0.0):
+        # expected: PyTorch's relu of the sum with the margin as a Python float
+        expected = torch.relu(negative - positive + margin)
+        actual = hinge_loss(positive, negative, reduction="none", margin=margin)
+        assert torch.equal(torch.signbit(actual), torch.signbit(expected)), margin
+        assert torch.equal(actual, expected)
+
+
 def test_the_backend_is_cached_per_array_type(xp):
     first, second = _arguments(bpr_loss, xp, xp.float32)
     # expected: Spotlight's formula in float64 (support.ref_bpr), twice through the cache

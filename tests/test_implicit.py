@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -392,6 +393,68 @@ class _HingeTests(_ImplicitLossContract):
         )
 
     @pytest.mark.parametrize(
+        "margin",
+        [np.float64(0.5), np.float32(0.5), np.int64(1), 1, Fraction(1, 2)],
+        ids=["numpy-float64", "numpy-float32", "numpy-int64", "int", "fraction"],
+    )
+    def test_margin_of_any_real_type_keeps_the_dtype(
+        self, xp: ModuleType, margin: object
+    ) -> None:
+        # expected: Spotlight's formula in float64 with the margin as a float; a NumPy
+        # float64 margin used to turn float32 predictions' loss into float64
+        p_np, n_np, p, n = self.inputs(xp, "float32")
+        expected = self.reference(p_np, n_np, margin=float(margin))  # type: ignore[arg-type]
+        support.assert_close(
+            self.loss(p, n, reduction="none", margin=margin),
+            expected,
+            xp=xp,
+            like=p,
+            shape=(B, T),
+        )
+
+    @pytest.mark.parametrize("p_shape", [(), (B, T)], ids=["0d", "2d"])
+    def test_margin_is_rounded_to_the_dtype_once(
+        self, xp: ModuleType, p_shape: Shape
+    ) -> None:
+        # expected: the formula in NumPy in each dtype, with the margin in that dtype:
+        # n - p + m and the maximum are exactly rounded, so every library gives these
+        # bits. The dtypes alternate, as a cache of margins must not mix them up
+        for dtype_name in ("float32", "float64", "float32"):
+            p_np, n_np, p, n = self.inputs(xp, dtype_name, p_shape, p_shape)
+            numpy_dtype = np.dtype(dtype_name).type
+            expected = self.reference(
+                p_np.astype(numpy_dtype),
+                n_np.astype(numpy_dtype),
+                margin=numpy_dtype(0.1),
+            )
+            actual = self.loss(p, n, reduction="none", margin=0.1)
+            assert actual.dtype == p.dtype
+            np.testing.assert_array_equal(support.to_numpy(actual), expected)
+
+    # NumPy's relu works in place, row by row, on arrays of 128 KiB and more: 200 × 200
+    # is four rows of 8,192 elements and a rest. Transposed inputs give a loss that
+    # is not C-contiguous, which takes the other path
+    @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_large_arrays(self, xp: ModuleType, dtype_name: str, layout: str) -> None:
+        # expected: Spotlight's formula in float64
+        shape = (200, 200)
+        p_np, n_np, p, n = self.inputs(xp, dtype_name, shape, shape)
+        if layout == "transposed":
+            dtype = support.dtype_of(xp, dtype_name)
+            p, n = (
+                _transposed(xp, support.asarray(xp, np.swapaxes(x, -1, -2), dtype))
+                for x in (p_np, n_np)
+            )
+        expected = self.reference(p_np, n_np)
+        support.assert_close(
+            self.loss(p, n, reduction="none"), expected, xp=xp, like=p, shape=shape
+        )
+        support.assert_close(self.loss(p, n), expected.mean(), xp=xp, like=p)
+        for given, values in ((p, p_np), (n, n_np)):  # the inputs are unchanged
+            np.testing.assert_array_equal(support.to_numpy(given), values)
+
+    @pytest.mark.parametrize(
         ("margin", "error", "message"),
         [
             ("1.0", TypeError, "margin must be a real number"),
@@ -432,6 +495,14 @@ class _HingeTests(_ImplicitLossContract):
         shape = (B, T) if reduction == "none" else ()
         result = self.loss(p, n, mask, reduction=reduction)
         support.assert_close(result, expected, xp=xp, like=p, shape=shape)
+
+
+def _transposed(xp: ModuleType, x: Any) -> Any:
+    """``x`` with its last two axes swapped: a view, not C-contiguous, where the
+    library has views."""
+    axes = list(range(x.ndim))
+    axes[-2:] = axes[-1], axes[-2]
+    return xp.permute_dims(x, tuple(axes))
 
 
 class _SigmoidLossTests(_ImplicitLossContract):

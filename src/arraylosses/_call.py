@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 from ._namespace import Backend, backend_of, describe_type
 from ._reduction import reduce
 from ._validation import (
-    REDUCTIONS,
     broadcast_pair,
     check_mask_shape,
     check_negatives_shape,
@@ -29,13 +28,14 @@ class Call:
 
     __slots__ = (
         "backend",
+        "broadcasts",
         "cast_to",
         "empty",
         "first",
+        "mask_fits",
         "reduction",
         "second",
         "weights",
-        "xp",
     )
 
     def __init__(
@@ -47,32 +47,47 @@ class Call:
         reduction: str,
         cast_to: Any,
         empty: bool,
+        broadcasts: bool,
+        mask_fits: bool,
     ) -> None:
         self.backend = backend
-        self.xp = backend.xp
         self.first = first
         self.second = second
         self.weights = weights
         self.reduction = reduction
         self.cast_to = cast_to  # the caller's dtype where the math ran wider, else None
         self.empty = empty  # whether the elementwise loss has no elements
+        self.broadcasts = broadcasts  # whether first and second differ in shape
+        self.mask_fits = (
+            mask_fits  # whether weights are a bool mask of the loss's shape
+        )
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace of the call."""
+        # read on demand: torch.compile guards each attribute a compiled call reads
+        return self.backend.xp
 
     def finish(self, loss: Array) -> Array:
         """Weight and reduce the elementwise ``loss``, in the caller's dtype."""
-        if self.weights is None and self.reduction == "mean" and not self.empty:
-            # Spotlight's default, the commonest call: the mean, without reduce()'s
-            # Python (which re-reads the loss's shape, a new object on PyTorch)
+        # Spotlight's mean and masked mean, the commonest calls, skip reduce()'s Python
+        # (which re-reads shapes, new objects on PyTorch), to the same result
+        if self.reduction == "mean" and not self.empty and self.weights is None:
             result = self.backend.mean(loss)
+        elif self.reduction == "mean" and not self.empty and self.mask_fits:
+            total, count = self.backend.masked_total(loss, self.weights)
+            result = total / count
         else:
             result = reduce(loss, self.weights, self.reduction, backend=self.backend)
         return self._in_callers_dtype(result)
 
     def fused(self, loss_name: str) -> Array | None:
         """The reduced loss from the library's own call for ``loss_name``, where it
-        has one and this call has no weights and no empty input; else None."""
+        has one and this call has no weights, no empty input and no broadcasting;
+        else None."""
         fused = self.backend.fused.get(loss_name)
         # a library's mean over no elements is NaN; ours is 0
-        if fused is None or self.weights is not None or self.empty:
+        if fused is None or self.weights is not None or self.empty or self.broadcasts:
             return None
         return self._in_callers_dtype(fused(self.first, self.second, self.reduction))
 
@@ -120,11 +135,12 @@ def prepare(
     ValueError
         Arrays on two devices, shapes that do not fit, or an unknown reduction.
     """
-    if reduction not in REDUCTIONS:
+    # REDUCTIONS written out: torch.compile guards a constant for free, a global
+    # tuple on every call
+    if reduction not in ("mean", "sum", "none"):
         check_reduction(reduction)
     first_name, second_name = names
     backend = backend_of(first, first_name)
-    xp = backend.xp
     if type(second) is not type(first):
         _check_same_library(first, first_name, second, second_name, backend)
     if mask is not None and type(mask) is not type(first):
@@ -154,20 +170,22 @@ def prepare(
         elif backend.compute_dtype(first_dtype) is None:
             _refuse_dtype(first_name, first_dtype, "a real floating dtype")
         else:
-            result_dtype = xp.result_type(first_dtype, second_dtype)
+            result_dtype = backend.xp.result_type(first_dtype, second_dtype)
             compute_dtype = backend.compute_dtype(result_dtype)
 
     first_shape, second_shape = first.shape, second.shape
     if second_has_negatives_axis:
         check_negatives_shape(second_name, second_shape, first_name, first_shape)
         second_shape = second_shape[1:]
-    if first_shape == second_shape:
+    broadcasts = first_shape != second_shape
+    if not broadcasts:
         loss_shape = first_shape
     else:
         if second_has_negatives_axis:  # named for the error, where there is one
             second_name = f"{second_name} (after its negatives axis)"
         loss_shape = broadcast_pair(first_name, first_shape, second_name, second_shape)
 
+    mask_fits = False
     if mask is not None:
         mask_dtype = mask.dtype
         mask_kind = backend.kind(mask_dtype)
@@ -176,16 +194,20 @@ def prepare(
         mask_shape = mask.shape
         if mask_shape != loss_shape:
             check_mask_shape(mask_shape, loss_shape)
+        elif mask_kind == "bool":
+            mask_fits = True
         if mask_kind != "bool" and mask_dtype != compute_dtype:
-            mask = xp.astype(mask, compute_dtype)
+            mask = backend.xp.astype(mask, compute_dtype)
 
     if first_dtype != compute_dtype:
-        first = xp.astype(first, compute_dtype)
+        first = backend.xp.astype(first, compute_dtype)
     if second_dtype != compute_dtype:
-        second = xp.astype(second, compute_dtype)
+        second = backend.xp.astype(second, compute_dtype)
     cast_to = None if compute_dtype == result_dtype else result_dtype
     empty = 0 in loss_shape
-    return Call(backend, first, second, mask, reduction, cast_to, empty)
+    return Call(
+        backend, first, second, mask, reduction, cast_to, empty, broadcasts, mask_fits
+    )
 
 
 def _check_same_library(

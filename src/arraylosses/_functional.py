@@ -15,6 +15,8 @@ Array = Any
 Namespace = Any
 
 __all__ = [
+    "add_scalar",
+    "add_scalar_in_place",
     "count_as_int",
     "count_by_nonzero",
     "count_by_sum",
@@ -23,9 +25,11 @@ __all__ = [
     "logistic",
     "logistic_in_four_buffers",
     "masked_total",
+    "masked_total_by_bits",
     "mean_of_sum",
     "positive_class",
     "relu",
+    "relu_in_place_by_rows",
     "relu_into_zeros",
     "sigmoid",
     "sigmoid_in_one_buffer",
@@ -35,6 +39,15 @@ __all__ = [
 ]
 
 _SIGMOID_CONSTANTS: dict[Any, tuple[Array, Array]] = {}
+_SCALARS: dict[tuple[Any, Any, float, float], Array] = {}
+# a margin that changes from call to call must not grow the cache without end
+_MOST_SCALARS = 64
+_ZERO_ROWS: dict[tuple[Any, Any], Array] = {}
+# glibc serves a new buffer of this many bytes or more from fresh pages, which fault
+# in on first touch: on this project's VM a second buffer of a million float32 costs
+# 6 ms, forty times the pass that fills it
+_FRESH_PAGES_FROM = 128 * 1024
+_ZERO_ROW_LENGTH = 8192
 # from this many elements, letting exp overflow quietly (entering NumPy's errstate
 # costs a microsecond) beats a pass that caps the exponent (NumPy's minimum
 # against a scalar takes half a nanosecond an element)
@@ -107,6 +120,28 @@ def _reciprocal_of_one_plus_exp(
     return xp.reciprocal(buffer, out=buffer)
 
 
+def add_scalar(x: Array, value: float, /) -> Array:
+    """``x + value``, for a Python float ``value``."""
+    return x + value
+
+
+def add_scalar_in_place(x: Array, value: float, /, *, xp: Namespace) -> Array:
+    """:func:`add_scalar` written into ``x``, a new array the caller owns, for ufuncs
+    that take ``out=``: a 0-d array of ``x``'s dtype, made once, is added faster than a
+    Python float, and a fresh buffer of a million elements costs as much as the pass."""
+    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
+    if x.ndim == 0:
+        return x + value
+    # 0.0 and -0.0 are one dictionary key, and x + 0.0 differs from x + -0.0 at -0.0
+    key = (xp, x.dtype, value, math.copysign(1.0, value))
+    scalar = _SCALARS.get(key)
+    if scalar is None:
+        if len(_SCALARS) >= _MOST_SCALARS:
+            _SCALARS.clear()
+        scalar = _SCALARS[key] = xp.asarray(value, dtype=x.dtype)
+    return xp.add(x, scalar, out=x)
+
+
 def relu(x: Array, /, *, xp: Namespace) -> Array:
     """``max(x, 0)``, propagating NaN."""
     return xp.maximum(x, 0.0)
@@ -117,6 +152,36 @@ def relu_into_zeros(x: Array, /, *, xp: Namespace) -> Array:
     NumPy's maximum against an array runs three times as fast as against a scalar."""
     zeros = xp.zeros(x.shape, dtype=x.dtype)
     return xp.maximum(x, zeros, out=zeros)
+
+
+def relu_in_place_by_rows(x: Array, /, *, xp: Namespace) -> Array:
+    """:func:`relu` written into ``x``, a new array the caller owns, for ufuncs that
+    take ``out=``; small arrays take :func:`relu_into_zeros`, whose new buffer costs
+    less than the slower maximum against a scalar would.
+
+    Large arrays get no new buffer: they take the maximum in place, row by row of
+    ``_ZERO_ROW_LENGTH`` elements against one row of zeros, which runs at the speed
+    of two arrays (NumPy's maximum against a scalar takes three times as long).
+    """
+    if x.nbytes < _FRESH_PAGES_FROM or not x.flags.c_contiguous:
+        return relu_into_zeros(x, xp=xp)
+    flat = x.reshape(-1)  # a view: x is C-contiguous
+    whole = flat.size - flat.size % _ZERO_ROW_LENGTH
+    zeros = _zero_row(x.dtype, xp=xp)
+    rows = flat[:whole].reshape(-1, _ZERO_ROW_LENGTH)
+    xp.maximum(rows, zeros, out=rows)
+    rest = flat[whole:]
+    xp.maximum(rest, zeros[: rest.size], out=rest)
+    return x
+
+
+def _zero_row(dtype: Any, *, xp: Namespace) -> Array:
+    """A read-only row of ``_ZERO_ROW_LENGTH`` zeros of ``dtype``, made once."""
+    zeros = _ZERO_ROWS.get((xp, dtype))
+    if zeros is None:
+        zeros = _ZERO_ROWS[xp, dtype] = xp.zeros(_ZERO_ROW_LENGTH, dtype=dtype)
+        zeros.flags.writeable = False
+    return zeros
 
 
 def square_in_place(x: Array, /, *, xp: Namespace) -> Array:
@@ -217,6 +282,26 @@ def masked_total(
 ) -> tuple[Array, Array]:
     """The sum of ``loss`` where the bool ``mask`` is True, and :func:`count_by_sum` of ``mask``."""
     return sum_all(keep(mask, loss)), count(mask, loss.dtype)
+
+
+def masked_total_by_bits(
+    loss: Array, mask: Array, /, *, xp: Namespace, unsigned: dict[int, Any]
+) -> tuple[Array, int]:
+    """:func:`masked_total` for NumPy, with the kept terms written into ``loss``, a
+    new array the caller owns, and the count a Python int (see :func:`count_as_int`).
+
+    ``xp`` is NumPy itself; ``unsigned`` as for :func:`keep_by_bits`.
+    """
+    bits = unsigned.get(loss.itemsize)
+    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
+    if bits is None or loss.ndim == 0:
+        kept = keep_by_bits(mask, loss, xp=xp, unsigned=unsigned)
+    else:
+        kept = loss
+        # as in keep_by_bits, without a new buffer for the product
+        loss_bits = loss.view(bits)
+        xp.multiply(loss_bits, mask.astype(bits), out=loss_bits)
+    return xp.add.reduce(kept, axis=None), int(xp.count_nonzero(mask)) or 1
 
 
 def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:

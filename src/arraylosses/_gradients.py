@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import _functional
 from ._call import prepare
 from ._reduction import reduce_with_derivatives
-from ._validation import check_flag, check_margin
+from ._validation import as_margin, check_flag
 from .explicit import logistic_loss, poisson_loss, regression_loss
 from .implicit import adaptive_hinge_loss, bpr_loss, hinge_loss, pointwise_loss
 
@@ -56,7 +56,7 @@ def _bpr(p: Array, n: Array, *, backend: Backend) -> tuple[Array, ...]:
 
 
 def _hinge(p: Array, n: Array, *, backend: Backend, margin: float) -> tuple[Array, ...]:
-    excess = n - p + margin
+    excess = backend.add_scalar(n - p, margin)
     # 0 at the kink, excess = 0, as the autograd of PyTorch's and JAX's relu gives
     active = backend.xp.astype(excess > 0, excess.dtype)
     return backend.relu(excess), -active, active
@@ -207,7 +207,7 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             raise ValueError(msg)
         options = {name: arguments[name] for name in option_names}
         if "margin" in options:
-            check_margin(options["margin"])
+            options["margin"] = as_margin(options["margin"])
         if "log_input" in options:
             check_flag("log_input", options["log_input"])
         first, second = arguments[first_name], arguments[second_name]

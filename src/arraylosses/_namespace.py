@@ -30,7 +30,6 @@ Primitive = Callable[..., Array]
 __all__ = ["Backend", "backend_of", "describe_type"]
 
 _SINGLE_PRECISION_BITS = 32
-_INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -47,10 +46,11 @@ class Backend:
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis); ``sigmoid_of_negative(x)`` is ``σ(-x)``.
-    relu, square : callable
-        ``max(x, 0)`` and ``x²`` of an array the loss has just computed, which
-        they may overwrite (PyTorch's relu and NumPy's square do, to spare a
-        buffer): never pass them a caller's array.
+    relu, square, add_scalar : callable
+        ``max(x, 0)``, ``x²`` and ``add_scalar(x, value) = x + value`` (``value`` a
+        Python float) of an array the loss has just computed, which they may
+        overwrite (NumPy and PyTorch do, to spare a buffer): never pass them a
+        caller's array.
     where : callable
         ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
         for tensors: the wrapper converts Python scalars on every call).
@@ -65,12 +65,14 @@ class Backend:
         Python int on NumPy).
     masked_total : callable
         ``masked_total(loss, mask)``: the sum of ``keep(mask, loss)`` and
-        ``count(mask, loss.dtype)``, which PyTorch computes from one conversion
-        of the mask.
+        ``count(mask, loss.dtype)``, for a ``loss`` the call has just computed,
+        which it may overwrite (NumPy and PyTorch write the kept terms into it;
+        PyTorch converts the mask once for both).
     fused : dict
         The library's own loss-and-reduction calls by loss name, each
-        ``fused(observed, predicted, reduction)``, for calls without weights:
-        PyTorch's binary cross-entropy ('logistic') reduces inside its one call.
+        ``fused(observed, predicted, reduction)``, for calls without weights on
+        arrays of one shape: PyTorch's binary cross-entropy ('logistic') reduces
+        inside its one call.
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
     floating : dict
@@ -84,6 +86,7 @@ class Backend:
     sigmoid_of_negative: Primitive
     relu: Primitive
     square: Primitive
+    add_scalar: Primitive
     mean: Primitive
     sum: Primitive
     where: Primitive
@@ -167,6 +170,7 @@ def _resolve(array: object, name: str) -> Backend:
         "sigmoid": partial(_functional.sigmoid, xp=xp),
         "relu": partial(_functional.relu, xp=xp),
         "square": xp.square,
+        "add_scalar": _functional.add_scalar,
         "mean": xp.mean,
         "sum": xp.sum,
         "where": xp.where,
@@ -190,6 +194,8 @@ def _resolve(array: object, name: str) -> Backend:
                 quiet_overflow=partial(numpy.errstate, over="ignore"),
             )
         )
+        # large NumPy buffers come from fresh pages (CuPy's come from its memory pool)
+        primitives["relu"] = partial(_functional.relu_in_place_by_rows, xp=numpy)
         # NumPy's where() takes three times as long as the bit product
         unsigned = {2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
         primitives["keep"] = partial(
@@ -198,32 +204,38 @@ def _resolve(array: object, name: str) -> Backend:
         primitives["count"] = partial(
             _functional.count_as_int, count_nonzero=numpy.count_nonzero
         )
+        primitives["masked_total"] = partial(
+            _functional.masked_total_by_bits, xp=numpy, unsigned=unsigned
+        )
     elif array_api_compat.is_dask_namespace(xp):
         library = "dask"
         tracks_devices = False
     elif array_api_compat.is_torch_namespace(xp):
         library = "torch"
         # the array is a tensor, so torch is imported; torch.compile traces this
-        # lookup on a first compiled call, and it can't trace import machinery
+        # lookup on a first compiled call. _torch imports torch: only from here
         torch = sys.modules["torch"]
+        from . import _torch  # noqa: PLC0415
+
         # torch's own functions, not array-api-compat's wrappers of them: they
         # have the same semantics for these calls and no Python layer on top
         primitives.update(
             sigmoid=torch.sigmoid,
-            # in place on the loss's own temporaries, which autograd allows: relu
-            # and sigmoid save their outputs, not their inputs
-            sigmoid_of_negative=partial(_torch_sigmoid_of_negative, torch=torch),
+            sigmoid_of_negative=_torch.sigmoid_of_negative,
+            # in place on the loss's own temporary, which autograd allows: relu
+            # saves its output, not its input
             relu=torch.relu_,
-            square=torch.square,
+            square=_torch.square,
+            add_scalar=_torch.add_scalar,
             mean=torch.mean,
             sum=torch.sum,
             where=torch.where,
-            keep=partial(_torch_keep, torch=torch),
-            logistic=partial(_torch_logistic, torch=torch),
-            count=partial(_torch_count, torch=torch),
-            masked_total=partial(_torch_masked_total, torch=torch),
+            keep=_torch.keep,
+            logistic=_torch.logistic,
+            count=_torch.count,
+            masked_total=_torch.masked_total,
         )
-        fused = {"logistic": partial(_torch_logistic, torch=torch)}
+        fused = {"logistic": _torch.logistic_reduced}
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")
@@ -262,6 +274,7 @@ def _resolve(array: object, name: str) -> Backend:
         sigmoid_of_negative=sigmoid_of_negative,
         relu=primitives["relu"],
         square=primitives["square"],
+        add_scalar=primitives["add_scalar"],
         mean=primitives["mean"],
         sum=primitives["sum"],
         where=primitives["where"],
@@ -290,64 +303,9 @@ def _ufunc_primitives(
         ),
         "relu": relu,
         "square": partial(_functional.square_in_place, xp=xp),
+        "add_scalar": partial(_functional.add_scalar_in_place, xp=xp),
         "logistic": partial(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
         "sum": sum_all,
         "mean": partial(_functional.mean_of_sum, sum_all=sum_all),
         "count": partial(_functional.count_by_nonzero, xp=xp),
     }
-
-
-def _torch_logistic(
-    observed: Array, logit: Array, reduction: str = "none", *, torch: Any
-) -> Array:
-    positive = torch.clamp(observed, 0.0, 1.0)
-    if positive.shape != logit.shape:  # the fused kernel takes no broadcasting
-        logit, positive = torch.broadcast_tensors(logit, positive)
-    # one call, stable for any logit: PyTorch's binary cross-entropy with logits
-    return torch.nn.functional.binary_cross_entropy_with_logits(
-        logit, positive, reduction=reduction
-    )
-
-
-def _torch_count(mask: Array, dtype: Any, *, torch: Any) -> Array:  # noqa: ARG001
-    # an integer count: summing bools as integers is faster, and a float tensor
-    # divided by an integer one stays float; at least 1, in place on the new sum
-    return torch.sum(mask).clamp_min_(1)
-
-
-def _torch_sigmoid_of_negative(x: Array, *, torch: Any) -> Array:
-    return torch.neg(x).sigmoid_()
-
-
-def _torch_bits(x: Array, *, torch: Any) -> Any:
-    """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
-    # autograd can't follow a bit view: tensors that carry gradients take where()
-    if x.requires_grad:
-        return None
-    return {4: torch.int32, 8: torch.int64}.get(x.element_size())
-
-
-def _torch_keep(mask: Array, x: Array, *, torch: Any) -> Array:
-    bits = _torch_bits(x, torch=torch)
-    if bits is None:
-        return torch.where(mask, x, 0.0)
-    return _kept_by_bits(x, mask.to(bits), bits, torch=torch)
-
-
-def _kept_by_bits(x: Array, ones: Array, bits: Any, *, torch: Any) -> Array:
-    """``x`` where ``ones``, the mask as integers of dtype ``bits``, is 1, else +0.0."""
-    # x's bit pattern times 0 or 1 is x's or +0.0's, and twice as fast as where()
-    return torch.mul(x.view(bits), ones).view(x.dtype)
-
-
-def _torch_masked_total(loss: Array, mask: Array, *, torch: Any) -> tuple[Array, Array]:
-    bits = _torch_bits(loss, torch=torch)
-    if bits is None:
-        return torch.sum(torch.where(mask, loss, 0.0)), _torch_count(
-            mask, None, torch=torch
-        )
-    # one conversion of the mask serves both: torch sums bools at half the speed of ints
-    ones = mask.to(bits)
-    kept = _kept_by_bits(loss, ones, bits, torch=torch)
-    count_dtype = torch.int32 if ones.numel() <= _INT32_MAX else torch.int64
-    return torch.sum(kept), torch.sum(ones, dtype=count_dtype).clamp_min_(1)

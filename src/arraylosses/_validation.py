@@ -17,9 +17,9 @@ REDUCTIONS = ("mean", "sum", "none")
 
 __all__ = [
     "REDUCTIONS",
+    "as_margin",
     "broadcast_pair",
     "check_flag",
-    "check_margin",
     "check_mask_shape",
     "check_negatives_shape",
     "check_reduction",
@@ -34,17 +34,21 @@ def check_reduction(reduction: object) -> None:
         raise ValueError(msg)
 
 
-def check_margin(margin: object) -> None:
+def as_margin(margin: object) -> float:
+    """``margin`` as a Python float, which takes the predictions' dtype in every
+    library (a NumPy float64 would promote float32 predictions to float64)."""
     # a finite Python float needs no ABC check, which costs every call (and, under
-    # torch.compile, a guard on numbers.Real)
-    if type(margin) is float and math.isfinite(margin):
-        return
+    # torch.compile, a guard on numbers.Real); x - x is 0 for finite x alone (inf - inf
+    # and NaN - NaN are NaN), and reads no module's global, which torch.compile guards
+    if type(margin) is float and margin - margin == 0.0:
+        return margin
     if isinstance(margin, bool) or not isinstance(margin, Real):
         msg = f"margin must be a real number, got {type(margin).__name__} {margin!r}"
         raise TypeError(msg)
     if not math.isfinite(margin):
         msg = f"margin must be finite, got {margin!r}"
         raise ValueError(msg)
+    return float(margin)
 
 
 def format_shape(shape: Shape) -> str:

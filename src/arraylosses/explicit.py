@@ -20,14 +20,17 @@ Array = Any
 
 __all__ = ["logistic_loss", "poisson_loss", "regression_loss"]
 
-_NAMES = ("observed_ratings", "predicted_ratings")
-
 
 def _prepare_ratings(
     observed: Array, predicted: Array, mask: Array | None, reduction: str
 ) -> Call:
     return prepare(
-        observed, predicted, mask, reduction, names=_NAMES, first_is_rating=True
+        observed,
+        predicted,
+        mask,
+        reduction,
+        names=("observed_ratings", "predicted_ratings"),
+        first_is_rating=True,
     )
 
 

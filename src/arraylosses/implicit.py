@@ -17,13 +17,11 @@ from typing import Any
 
 from ._call import prepare
 from ._docstrings import shared_sections
-from ._validation import check_margin
+from ._validation import as_margin
 
 Array = Any
 
 __all__ = ["adaptive_hinge_loss", "bpr_loss", "hinge_loss", "pointwise_loss"]
-
-_NAMES = ("positive_predictions", "negative_predictions")
 
 
 @shared_sections
@@ -79,7 +77,11 @@ def pointwise_loss(
     0.9093
     """
     call = prepare(
-        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+        positive_predictions,
+        negative_predictions,
+        mask,
+        reduction,
+        names=("positive_predictions", "negative_predictions"),
     )
     backend = call.backend
     # 1 - σ(p) = σ(-p)
@@ -146,7 +148,11 @@ def bpr_loss(
     0.4353
     """
     call = prepare(
-        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+        positive_predictions,
+        negative_predictions,
+        mask,
+        reduction,
+        names=("positive_predictions", "negative_predictions"),
     )
     # 1 - σ(p - n) = σ(n - p)
     return call.finish(call.backend.sigmoid(call.second - call.first))
@@ -206,11 +212,17 @@ def hinge_loss(
     >>> round(float(hinge_loss(positive, negative)), 4)
     1.1667
     """
-    check_margin(margin)
+    margin = as_margin(margin)
     call = prepare(
-        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+        positive_predictions,
+        negative_predictions,
+        mask,
+        reduction,
+        names=("positive_predictions", "negative_predictions"),
     )
-    return call.finish(call.backend.relu(call.second - call.first + margin))
+    backend = call.backend
+    excess = backend.add_scalar(call.second - call.first, margin)
+    return call.finish(backend.relu(excess))
 
 
 @shared_sections
@@ -281,14 +293,15 @@ def adaptive_hinge_loss(
     >>> round(float(adaptive_hinge_loss(positive, negatives)), 4)
     1.3333
     """
-    check_margin(margin)
+    margin = as_margin(margin)
     call = prepare(
         positive_predictions,
         negative_predictions,
         mask,
         reduction,
-        names=_NAMES,
+        names=("positive_predictions", "negative_predictions"),
         second_has_negatives_axis=True,
     )
-    highest_negative = call.xp.max(call.second, axis=0)
-    return call.finish(call.backend.relu(highest_negative - call.first + margin))
+    backend = call.backend
+    excess = backend.add_scalar(call.xp.max(call.second, axis=0) - call.first, margin)
+    return call.finish(backend.relu(excess))
