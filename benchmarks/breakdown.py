@@ -43,6 +43,11 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
     lengths = rng.integers(1, SEQUENCE + 1, size=BATCH)
     mask = np.arange(SEQUENCE)[None, :] < lengths[:, None]
     loss = (predicted - observed) ** 2
+    # ours writes into the loss: a copy of its own, which the steps may overwrite
+    # again and again to the same bits (a product by the same 0 or 1)
+    ours_loss = loss.copy()
+    loss_bits = ours_loss.view(np.uint32)
+    mask_bits = mask.astype(np.uint32)
     float_mask = mask.astype(np.float32)
     names = ("observed_ratings", "predicted_ratings")
     call = prepare(observed, predicted, mask, "mean", names=names, first_is_rating=True)
@@ -54,10 +59,15 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
         ("both: ŷ - y", np.subtract, (predicted, observed)),
         ("both: its square", np.square, (loss,)),
         ("ours: prepare (dispatch and checks)", _prepare_ratings, (call, mask)),
-        ("ours: masked-out terms to +0 (bits × 0 or 1)", backend.keep, (mask, loss)),
-        ("ours: sum of the kept terms", backend.sum, (loss,)),
+        ("ours: mask as uint32", mask.astype, (np.uint32,)),
+        (
+            "ours: loss bits × mask, in place",
+            np.multiply,
+            (loss_bits, mask_bits, loss_bits),
+        ),
+        ("ours: sum of the kept terms", backend.sum, (ours_loss,)),
         ("ours: count of the mask", backend.count, (mask, loss.dtype)),
-        ("ours: finish (the three above, and the division)", call.finish, (loss,)),
+        ("ours: finish (the four above, and the division)", call.finish, (ours_loss,)),
         ("idiom: mask as float32", mask.astype, (np.float32,)),
         ("idiom: loss × mask", np.multiply, (loss, float_mask)),
         ("idiom: sum of the product", np.ndarray.sum, (loss,)),
@@ -79,46 +89,78 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
     import torch
 
     import arraylosses
-    from arraylosses._call import prepare
 
     generator = torch.Generator().manual_seed(0)
-    first = torch.randn(BATCH, generator=generator)
-    second = torch.randn(BATCH, generator=generator)
+    predictions = torch.randn(BATCH, generator=generator)
+    if loss_name == "poisson":  # counts of 1 to 5 at positive rates, as run.py has
+        observed = torch.randint(1, 6, (BATCH,), generator=generator).float()
+        predicted = predictions.abs() + 0.5
+    else:  # logistic: observations of ±1
+        observed = torch.where(predictions > 0, 1.0, -1.0)
+        predicted = torch.randn(BATCH, generator=generator)
     ours = getattr(arraylosses, f"{loss_name}_loss")
     idiom = idioms.torch_idioms()[loss_name]
-    difference = second - first
+    call = _prepare_ratings_torch(observed, predicted)
     steps: list[Step] = [
-        (f"ours: {loss_name}_loss", ours, (first, second)),
-        ("idiom", idiom, (first, second)),
+        (f"ours: {loss_name}_loss", ours, (observed, predicted)),
+        ("idiom", idiom, (observed, predicted)),
         (
             "ours: prepare (dispatch and checks)",
-            _prepare_pair,
-            (prepare, first, second),
+            _prepare_ratings_torch,
+            (observed, predicted),
         ),
     ]
-    if loss_name == "hinge":
+    if loss_name == "poisson":
+        log_rate = torch.log(predicted)
         steps += [
-            ("both: n - p", torch.sub, (second, first)),
-            ("both: + 1", torch.add, (difference, 1.0)),
-            ("ours: relu, in place", torch.relu_, (difference.clone(),)),
-            ("idiom: clamp(·, 0)", torch.clamp, (difference, 0.0)),
-            ("both: mean", torch.mean, (difference,)),
+            ("both: log ŷ", torch.log, (predicted,)),
+            (
+                "ours: y · log ŷ, in place (on a log ŷ of its own)",
+                _log_times,
+                (predicted, observed),
+            ),
+            (
+                "idiom: y · log ŷ (on a log ŷ of its own)",
+                _times_log,
+                (predicted, observed),
+            ),
+            ("both: ŷ - y · log ŷ", torch.sub, (predicted, log_rate)),
+            ("both: mean", torch.mean, (log_rate,)),
+            ("ours: finish (the mean)", call.finish, (log_rate,)),
         ]
-    else:  # logistic: observations of ±1
-        observed = torch.where(first > 0, 1.0, -1.0)
-        steps[0] = (f"ours: {loss_name}_loss", ours, (observed, second))
-        steps[1] = ("idiom", idiom, (observed, second))
+    else:
         positive = torch.clamp(observed, 0, 1)
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         steps += [
-            ("both: clamp(y, 0, 1)", torch.clamp, (observed, 0.0, 1.0)),
-            ("both: binary cross-entropy, mean", bce, (second, positive)),
+            ("ours: clamp(y, 0, 1), int bounds", torch.clamp, (observed, 0, 1)),
+            ("idiom: clamp(y, 0, 1)", torch.clamp, (observed, 0.0, 1.0)),
+            (
+                "ours: ATen's binary cross-entropy, mean",
+                torch.binary_cross_entropy_with_logits,
+                (predicted, positive, None, None, 1),
+            ),
+            ("idiom: F.binary_cross_entropy_with_logits", bce, (predicted, positive)),
         ]
     return f"PyTorch eager, {loss_name}, 256", steps
 
 
-def _prepare_pair(prepare: Fn, first: Any, second: Any) -> Any:
-    return prepare(first, second, None, "mean", names=("first", "second"))
+def _prepare_ratings_torch(observed: Any, predicted: Any) -> Any:
+    from arraylosses._call import prepare
+
+    names = ("observed_ratings", "predicted_ratings")
+    return prepare(observed, predicted, None, "mean", names=names, first_is_rating=True)
+
+
+def _log_times(predicted: Any, observed: Any) -> Any:
+    import torch
+
+    return torch.log(predicted).mul_(observed)
+
+
+def _times_log(predicted: Any, observed: Any) -> Any:
+    import torch
+
+    return observed * torch.log(predicted)
 
 
 def _torch_compiled() -> tuple[str, list[Step]]:
@@ -130,6 +172,7 @@ def _torch_compiled() -> tuple[str, list[Step]]:
     first = torch.randn(BATCH, generator=generator)
     second = torch.randn(BATCH, generator=generator)
     hinge_loss(first, second)  # resolve the namespace eagerly, as run.py does
+    idiom = idioms.torch_idioms()["hinge"]
 
     def compile_(fn: Fn) -> Fn:
         compiled: Fn = torch.compile(fn, dynamic=False)
@@ -138,15 +181,45 @@ def _torch_compiled() -> tuple[str, list[Step]]:
 
     steps: list[Step] = [
         ("ours: hinge_loss", compile_(hinge_loss), (first, second)),
-        ("idiom", compile_(idioms.torch_idioms()["hinge"]), (first, second)),
+        ("idiom", compile_(idiom), (first, second)),
         ("one pass, sum(a + b)", compile_(idioms.torch_floor), (first, second)),
     ]
+    # Dynamo's check of the guards on each call, alone (through a debugging hook of
+    # torch._dynamo: left out where this version of PyTorch lacks it)
+    for label, fn in (("ours", hinge_loss), ("idiom", idiom)):
+        check = _guard_check(fn, first, second)
+        if check is not None:
+            steps.append((f"{label}: Dynamo's guard check", check, ()))
     return "torch.compile, hinge, 256", steps
+
+
+def _guard_check(fn: Fn, first: Any, second: Any) -> Fn | None:
+    import inspect
+
+    try:
+        from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+        manager = _debug_get_cache_entry_list(fn.__code__)[0].guard_manager
+    except (ImportError, AttributeError, IndexError):
+        return None
+    arguments = inspect.signature(fn).bind(first, second)
+    arguments.apply_defaults()
+    frame_locals = dict(arguments.arguments)
+    # a closure's free variables are locals of its frame too
+    cells = fn.__closure__ or ()
+    frame_locals.update(
+        zip(
+            fn.__code__.co_freevars, (cell.cell_contents for cell in cells), strict=True
+        )
+    )
+    if not manager.check(frame_locals):
+        return None
+    return lambda: manager.check(frame_locals)
 
 
 CASES: dict[str, Callable[[], tuple[str, list[Step]]]] = {
     "numpy": _numpy_masked_regression,
-    "torch-hinge": lambda: _torch_eager("hinge"),
+    "torch-poisson": lambda: _torch_eager("poisson"),
     "torch-logistic": lambda: _torch_eager("logistic"),
     "torch-compile": _torch_compiled,
 }

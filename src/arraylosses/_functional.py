@@ -27,6 +27,7 @@ __all__ = [
     "masked_total",
     "masked_total_by_bits",
     "mean_of_sum",
+    "multiply",
     "positive_class",
     "relu",
     "relu_in_place_by_rows",
@@ -123,6 +124,11 @@ def _reciprocal_of_one_plus_exp(
 def add_scalar(x: Array, value: float, /) -> Array:
     """``x + value``, for a Python float ``value``."""
     return x + value
+
+
+def multiply(x: Array, y: Array, /) -> Array:
+    """``x * y``."""
+    return x * y
 
 
 def add_scalar_in_place(x: Array, value: float, /, *, xp: Namespace) -> Array:

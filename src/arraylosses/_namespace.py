@@ -46,9 +46,10 @@ class Backend:
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis); ``sigmoid_of_negative(x)`` is ``σ(-x)``.
-    relu, square, add_scalar : callable
-        ``max(x, 0)``, ``x²`` and ``add_scalar(x, value) = x + value`` (``value`` a
-        Python float) of an array the loss has just computed, which they may
+    relu, square, add_scalar, multiply : callable
+        ``max(x, 0)``, ``x²``, ``add_scalar(x, value) = x + value`` (``value`` a
+        Python float) and ``multiply(x, y) = x * y`` (``x`` with the product's
+        shape) of an array ``x`` the loss has just computed, which they may
         overwrite (NumPy and PyTorch do, to spare a buffer): never pass them a
         caller's array.
     where : callable
@@ -87,6 +88,7 @@ class Backend:
     relu: Primitive
     square: Primitive
     add_scalar: Primitive
+    multiply: Primitive
     mean: Primitive
     sum: Primitive
     where: Primitive
@@ -171,6 +173,7 @@ def _resolve(array: object, name: str) -> Backend:
         "relu": partial(_functional.relu, xp=xp),
         "square": xp.square,
         "add_scalar": _functional.add_scalar,
+        "multiply": _functional.multiply,
         "mean": xp.mean,
         "sum": xp.sum,
         "where": xp.where,
@@ -227,6 +230,7 @@ def _resolve(array: object, name: str) -> Backend:
             relu=torch.relu_,
             square=_torch.square,
             add_scalar=_torch.add_scalar,
+            multiply=_torch.multiply,
             mean=torch.mean,
             sum=torch.sum,
             where=torch.where,
@@ -275,6 +279,7 @@ def _resolve(array: object, name: str) -> Backend:
         relu=primitives["relu"],
         square=primitives["square"],
         add_scalar=primitives["add_scalar"],
+        multiply=primitives["multiply"],
         mean=primitives["mean"],
         sum=primitives["sum"],
         where=primitives["where"],

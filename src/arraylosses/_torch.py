@@ -23,6 +23,7 @@ __all__ = [
     "logistic",
     "logistic_reduced",
     "masked_total",
+    "multiply",
     "sigmoid_of_negative",
     "square",
 ]
@@ -68,6 +69,15 @@ def add_scalar(x: Array, value: float) -> Array:
             _SCALARS.clear()
         scalar = _SCALARS[key] = torch.tensor(value, dtype=x.dtype)
     return x.add_(scalar)
+
+
+def multiply(x: Array, y: Array) -> Array:
+    """``x * y``, in place on ``x``, which has the product's shape.
+
+    A new tensor of a million elements costs more in page faults than the product
+    itself; autograd saves ``x``'s old values where ``y`` needs them for its gradient.
+    """
+    return x.mul_(y)
 
 
 def logistic(observed: Array, logit: Array) -> Array:

@@ -163,7 +163,14 @@ def poisson_loss(
     if log_input:
         # with rate e^x: rate - y·log(rate) = e^x - y·x
         return call.finish(xp.exp(predicted) - observed * predicted)
-    return call.finish(predicted - observed * xp.log(predicted))
+    log_rate = xp.log(predicted)
+    # y·log(rate) into log_rate's own buffer, where that has the product's shape
+    weighted = (
+        observed * log_rate
+        if call.broadcasts
+        else call.backend.multiply(log_rate, observed)
+    )
+    return call.finish(predicted - weighted)
 
 
 @shared_sections
