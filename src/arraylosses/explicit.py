@@ -20,17 +20,14 @@ Array = Any
 
 __all__ = ["logistic_loss", "poisson_loss", "regression_loss"]
 
+_NAMES = ("observed_ratings", "predicted_ratings")
+
 
 def _prepare_ratings(
     observed: Array, predicted: Array, mask: Array | None, reduction: str
 ) -> Call:
     return prepare(
-        observed,
-        predicted,
-        mask,
-        reduction,
-        names=("observed_ratings", "predicted_ratings"),
-        first_is_rating=True,
+        observed, predicted, mask, reduction, names=_NAMES, first_is_rating=True
     )
 
 
@@ -163,12 +160,12 @@ def poisson_loss(
     if log_input:
         # with rate e^x: rate - y·log(rate) = e^x - y·x
         return call.finish(xp.exp(predicted) - observed * predicted)
-    log_rate = xp.log(predicted)
-    # y·log(rate) into log_rate's own buffer, where that has the product's shape
+    # y·log(rate), into log(rate)'s own buffer where that has the product's shape;
+    # no name holds log(rate), so that NumPy frees it as soon as it can
     weighted = (
-        observed * log_rate
+        observed * xp.log(predicted)
         if call.broadcasts
-        else call.backend.multiply(log_rate, observed)
+        else call.backend.multiply(xp.log(predicted), observed)
     )
     return call.finish(predicted - weighted)
 

@@ -23,6 +23,8 @@ Array = Any
 
 __all__ = ["adaptive_hinge_loss", "bpr_loss", "hinge_loss", "pointwise_loss"]
 
+_NAMES = ("positive_predictions", "negative_predictions")
+
 
 @shared_sections
 def pointwise_loss(
@@ -77,11 +79,7 @@ def pointwise_loss(
     0.9093
     """
     call = prepare(
-        positive_predictions,
-        negative_predictions,
-        mask,
-        reduction,
-        names=("positive_predictions", "negative_predictions"),
+        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
     )
     backend = call.backend
     # 1 - σ(p) = σ(-p)
@@ -148,11 +146,7 @@ def bpr_loss(
     0.4353
     """
     call = prepare(
-        positive_predictions,
-        negative_predictions,
-        mask,
-        reduction,
-        names=("positive_predictions", "negative_predictions"),
+        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
     )
     # 1 - σ(p - n) = σ(n - p)
     return call.finish(call.backend.sigmoid(call.second - call.first))
@@ -187,6 +181,8 @@ def hinge_loss(
     {reduction}
     margin : float, default 1.0
         How far a positive must outscore a negative before the loss is 0.
+        Any finite real number (a NumPy scalar too), taken as a Python float:
+        the loss keeps the predictions' dtype.
 
     {returns}
 
@@ -214,11 +210,7 @@ def hinge_loss(
     """
     margin = as_margin(margin)
     call = prepare(
-        positive_predictions,
-        negative_predictions,
-        mask,
-        reduction,
-        names=("positive_predictions", "negative_predictions"),
+        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
     )
     backend = call.backend
     excess = backend.add_scalar(call.second - call.first, margin)
@@ -262,6 +254,8 @@ def adaptive_hinge_loss(
     {reduction}
     margin : float, default 1.0
         How far a positive must outscore every negative before the loss is 0.
+        Any finite real number (a NumPy scalar too), taken as a Python float:
+        the loss keeps the predictions' dtype.
 
     {returns}
 
@@ -299,7 +293,7 @@ def adaptive_hinge_loss(
         negative_predictions,
         mask,
         reduction,
-        names=("positive_predictions", "negative_predictions"),
+        names=_NAMES,
         second_has_negatives_axis=True,
     )
     backend = call.backend
