@@ -72,8 +72,8 @@ class Backend:
     fused : dict
         The library's own loss-and-reduction calls by loss name, each
         ``fused(observed, predicted, reduction)``, for calls without weights on
-        arrays of one shape: PyTorch's binary cross-entropy ('logistic') reduces
-        inside its one call.
+        arrays of one shape: PyTorch's squared error ('regression') and binary
+        cross-entropy ('logistic') reduce inside their one call.
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
     floating : dict
@@ -240,6 +240,8 @@ def _resolve(array: object, name: str) -> Backend:
             masked_total=_torch.masked_total,
         )
         fused = {"logistic": _torch.logistic_reduced}
+        if _torch.MSE_LOSS is not None:
+            fused["regression"] = _torch.regression_reduced
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")
