@@ -172,6 +172,28 @@ def test_torch_adds_either_zero_margin_as_a_float_would():
         assert torch.equal(actual, expected)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("size", [7, 4096])
+def test_torch_regression_has_the_bits_of_its_expression(reduction, dtype_name, size):
+    # PyTorch computes the regression loss with ATen's mse_loss, one kernel; expected:
+    # the same bits as Spotlight's expression, and autograd's gradient of it
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, dtype_name)
+    generator = torch.Generator().manual_seed(size)
+    observed = torch.randint(1, 6, (size,), generator=generator).to(dtype)
+    predicted = (
+        4 * torch.rand(size, generator=generator, dtype=dtype) + 1
+    ).requires_grad_()
+    reduce = {"mean": torch.mean, "sum": torch.sum, "none": lambda x: x}[reduction]
+    expected = reduce((observed - predicted) ** 2)
+    actual = regression_loss(observed, predicted, reduction=reduction)
+    assert torch.equal(actual.detach(), expected.detach())
+    (expected_grad,) = torch.autograd.grad(expected.sum(), predicted)
+    (actual_grad,) = torch.autograd.grad(actual.sum(), predicted)
+    torch.testing.assert_close(actual_grad, expected_grad)
+
+
 def test_the_backend_is_cached_per_array_type(xp):
     first, second = _arguments(bpr_loss, xp, xp.float32)
     # expected: Spotlight's formula in float64 (support.ref_bpr), twice through the cache

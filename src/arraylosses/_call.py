@@ -58,9 +58,8 @@ class Call:
         self.cast_to = cast_to  # the caller's dtype where the math ran wider, else None
         self.empty = empty  # whether the elementwise loss has no elements
         self.broadcasts = broadcasts  # whether first and second differ in shape
-        self.mask_fits = (
-            mask_fits  # whether weights are a bool mask of the loss's shape
-        )
+        # whether the weights are a bool mask of the loss's shape
+        self.mask_fits = mask_fits
 
     @property
     def xp(self) -> Any:

@@ -45,8 +45,8 @@ _SCALARS: dict[tuple[Any, Any, float, float], Array] = {}
 _MOST_SCALARS = 64
 _ZERO_ROWS: dict[tuple[Any, Any], Array] = {}
 # glibc serves a new buffer of this many bytes or more from fresh pages, which fault
-# in on first touch: on this project's VM a second buffer of a million float32 costs
-# 6 ms, forty times the pass that fills it
+# in on first touch: on the benchmarks' VM a second new buffer of a million float32
+# has cost up to 6 ms, many times the pass that fills it
 _FRESH_PAGES_FROM = 128 * 1024
 _ZERO_ROW_LENGTH = 8192
 # from this many elements, letting exp overflow quietly (entering NumPy's errstate
