@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function
-from support import asarray, backend_of, ref_bpr, ref_reduce, to_numpy
+from support import asarray, backend_of, ref_bpr, ref_hinge, ref_reduce, to_numpy
 
 import arraylosses
 from arraylosses import (
@@ -170,6 +170,23 @@ def test_torch_adds_either_zero_margin_as_a_float_would():
         actual = hinge_loss(positive, negative, reduction="none", margin=margin)
         assert torch.equal(torch.signbit(actual), torch.signbit(expected)), margin
         assert torch.equal(actual, expected)
+
+
+def test_margins_stay_right_past_the_cache_of_them(xp):
+    # NumPy and PyTorch keep each margin as a 0-d array, 64 at most, then start
+    # afresh: a schedule of 100 margins goes past that. expected: Spotlight's
+    # formula in float64 (support.ref_hinge) with each margin
+    if backend_of(xp) not in {"numpy", "torch"}:
+        pytest.skip("only NumPy and PyTorch keep margins")
+    first, second = _arguments(hinge_loss, xp, xp.float64)
+    first_np, second_np = to_numpy(first), to_numpy(second)
+    for step in range(100):
+        margin = step / 40
+        np.testing.assert_allclose(
+            to_numpy(hinge_loss(first, second, reduction="none", margin=margin)),
+            ref_hinge(first_np, second_np, margin),
+            rtol=1e-15,
+        )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
