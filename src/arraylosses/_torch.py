@@ -8,11 +8,12 @@ arraylosses never imports torch. Each primitive is a plain function of its array
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch.compiler import is_compiling
+
+from ._functional import scalar_array
 
 Array = Any
 
@@ -37,9 +38,6 @@ _BITS = {4: torch.int32, 8: torch.int64}
 _ATEN_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 # ATen's own squared error, where this version of PyTorch exposes it
 MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
-_SCALARS: dict[tuple[float, float, Any], Array] = {}
-# a margin that changes from call to call must not grow the cache without end
-_MOST_SCALARS = 64
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -64,15 +62,8 @@ def add_scalar(x: Array, value: float) -> Array:
     """
     if not x.is_cpu or is_compiling():
         return x.add_(value)
-    # 0.0 and -0.0 are one dictionary key, and x + 0.0 differs from x + -0.0 at -0.0;
-    # x's dtype, for a 0-d x: two 0-d tensors of two dtypes promote to the wider one
-    key = (value, math.copysign(1.0, value), x.dtype)
-    scalar = _SCALARS.get(key)
-    if scalar is None:
-        if len(_SCALARS) >= _MOST_SCALARS:
-            _SCALARS.clear()
-        scalar = _SCALARS[key] = torch.tensor(value, dtype=x.dtype)
-    return x.add_(scalar)
+    # in x's dtype, for a 0-d x: two 0-d tensors of two dtypes promote to the wider one
+    return x.add_(scalar_array(value, x.dtype, xp=torch, device="cpu"))
 
 
 def multiply(x: Array, y: Array) -> Array:
