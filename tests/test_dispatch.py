@@ -189,26 +189,62 @@ def test_margins_stay_right_past_the_cache_of_them(xp):
         )
 
 
+@pytest.mark.parametrize("loss", EXPLICIT, ids=lambda loss: loss.__name__)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
 @pytest.mark.parametrize("size", [7, 4096])
-def test_torch_regression_has_the_bits_of_its_expression(reduction, dtype_name, size):
-    # PyTorch computes the regression loss with ATen's mse_loss, one kernel; expected:
-    # the same bits as Spotlight's expression, and autograd's gradient of it
+@pytest.mark.parametrize("grad", [False, True], ids=["plain", "autograd"])
+def test_torch_explicit_losses_have_the_bits_of_spotlights_expressions(
+    loss, reduction, dtype_name, size, grad
+):
+    # PyTorch computes these with ATen's own losses, in-place steps where autograd
+    # allows and a cached count for the mean; expected: the same bits as Spotlight's
+    # expression reduced by torch.mean or torch.sum, and autograd's gradient of it
     torch = pytest.importorskip("torch")
     dtype = getattr(torch, dtype_name)
     generator = torch.Generator().manual_seed(size)
-    observed = torch.randint(1, 6, (size,), generator=generator).to(dtype)
-    predicted = (
-        4 * torch.rand(size, generator=generator, dtype=dtype) + 1
-    ).requires_grad_()
+    observed = torch.randint(-1, 6, (size,), generator=generator).to(dtype)
+    predicted = 4 * torch.rand(size, generator=generator, dtype=dtype) + 0.1
+    predicted.requires_grad_(grad)
     reduce = {"mean": torch.mean, "sum": torch.sum, "none": lambda x: x}[reduction]
-    expected = reduce((observed - predicted) ** 2)
-    actual = regression_loss(observed, predicted, reduction=reduction)
+    # Spotlight's expressions in PyTorch (spotlight/losses.py), unreduced
+    expression = {
+        regression_loss: lambda y, y_hat: (y - y_hat) ** 2,
+        poisson_loss: lambda y, y_hat: y_hat - y * torch.log(y_hat),
+        logistic_loss: lambda y, x: (
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                x, torch.clamp(y, 0, 1), reduction="none"
+            )
+        ),
+    }[loss]
+    expected = reduce(expression(observed, predicted))
+    actual = loss(observed, predicted, reduction=reduction)
+    assert actual.requires_grad == grad
     assert torch.equal(actual.detach(), expected.detach())
-    (expected_grad,) = torch.autograd.grad(expected.sum(), predicted)
-    (actual_grad,) = torch.autograd.grad(actual.sum(), predicted)
-    torch.testing.assert_close(actual_grad, expected_grad)
+    if grad:
+        (expected_grad,) = torch.autograd.grad(expected.sum(), predicted)
+        (actual_grad,) = torch.autograd.grad(actual.sum(), predicted)
+        assert torch.equal(actual_grad, expected_grad)
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_torch_mean_has_the_bits_of_torch_mean(dtype_name):
+    # on a CPU the package divides a sum by a cached count tensor, where torch.mean
+    # converts the count on every call; expected: torch.mean's own bits and gradient,
+    # at sizes whose count float32 rounds (2**24 + 1) and past the cache of counts
+    torch = pytest.importorskip("torch")
+    from arraylosses import _torch
+
+    dtype = getattr(torch, dtype_name)
+    generator = torch.Generator().manual_seed(0)
+    for size in (1, 3, 256, 4097, 2**24 + 1, *range(100, 180)):
+        x = torch.rand(size, generator=generator, dtype=dtype).requires_grad_()
+        expected, actual = torch.mean(x), _torch.mean(x)
+        assert actual.dtype == dtype
+        assert torch.equal(actual.detach(), expected.detach()), size
+        (expected_grad,) = torch.autograd.grad(expected, x)
+        (actual_grad,) = torch.autograd.grad(actual, x)
+        assert torch.equal(actual_grad, expected_grad), size
 
 
 def test_the_backend_is_cached_per_array_type(xp):
@@ -219,7 +255,7 @@ def test_the_backend_is_cached_per_array_type(xp):
         np.testing.assert_allclose(
             to_numpy(bpr_loss(first, second)), expected, rtol=1e-5
         )
-    cache = arraylosses._namespace._BACKENDS
+    cache = arraylosses._namespace.BACKENDS
     assert any(backend.name == backend_of(xp) for backend in cache.values())
 
 

@@ -27,7 +27,7 @@ Namespace = Any
 Dtype = Any
 Primitive = Callable[..., Array]
 
-__all__ = ["Backend", "backend_of", "describe_type"]
+__all__ = ["BACKENDS", "Backend", "backend_of", "describe_type"]
 
 _SINGLE_PRECISION_BITS = 32
 
@@ -46,12 +46,13 @@ class Backend:
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis); ``sigmoid_of_negative(x)`` is ``σ(-x)``.
-    relu, square, add_scalar, multiply : callable
+    relu, square, add_scalar, multiply, subtract : callable
         ``max(x, 0)``, ``x²``, ``add_scalar(x, value) = x + value`` (``value`` a
-        Python float) and ``multiply(x, y) = x * y`` (``x`` with the product's
+        Python float), ``multiply(x, y) = x * y`` (``x`` with the product's
+        shape) and ``subtract(y, x) = y - x`` (``x`` with the difference's
         shape) of an array ``x`` the loss has just computed, which they may
         overwrite (NumPy and PyTorch do, to spare a buffer): never pass them a
-        caller's array.
+        caller's array as ``x``.
     where : callable
         ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
         for tensors: the wrapper converts Python scalars on every call).
@@ -89,6 +90,7 @@ class Backend:
     square: Primitive
     add_scalar: Primitive
     multiply: Primitive
+    subtract: Primitive
     mean: Primitive
     sum: Primitive
     where: Primitive
@@ -127,7 +129,8 @@ class Backend:
         return compute
 
 
-_BACKENDS: dict[int, Backend] = {}
+# the Backend of each array type met so far, by the type's id (see backend_of)
+BACKENDS: dict[int, Backend] = {}
 _TYPES: list[type] = []
 
 
@@ -141,11 +144,11 @@ def backend_of(array: object, name: str) -> Backend:
     """
     # keyed by the type's id: torch.compile guards an int key in C++, a type key
     # with a Python lambda on every call; _TYPES keeps each id's type alive
-    backend = _BACKENDS.get(id(type(array)))
+    backend = BACKENDS.get(id(type(array)))
     if backend is None:
         backend = _resolve(array, name)
         _TYPES.append(type(array))
-        _BACKENDS[id(type(array))] = backend
+        BACKENDS[id(type(array))] = backend
     return backend
 
 
@@ -174,6 +177,7 @@ def _resolve(array: object, name: str) -> Backend:
         "square": xp.square,
         "add_scalar": _functional.add_scalar,
         "multiply": _functional.multiply,
+        "subtract": _functional.subtract,
         "mean": xp.mean,
         "sum": xp.sum,
         "where": xp.where,
@@ -231,7 +235,8 @@ def _resolve(array: object, name: str) -> Backend:
             square=_torch.square,
             add_scalar=_torch.add_scalar,
             multiply=_torch.multiply,
-            mean=torch.mean,
+            subtract=_torch.subtract,
+            mean=_torch.mean,
             sum=torch.sum,
             where=torch.where,
             keep=_torch.keep,
@@ -282,6 +287,7 @@ def _resolve(array: object, name: str) -> Backend:
         square=primitives["square"],
         add_scalar=primitives["add_scalar"],
         multiply=primitives["multiply"],
+        subtract=primitives["subtract"],
         mean=primitives["mean"],
         sum=primitives["sum"],
         where=primitives["where"],
@@ -311,6 +317,8 @@ def _ufunc_primitives(
         "relu": relu,
         "square": partial(_functional.square_in_place, xp=xp),
         "add_scalar": partial(_functional.add_scalar_in_place, xp=xp),
+        "multiply": partial(_functional.multiply_in_place, xp=xp),
+        "subtract": partial(_functional.subtract_in_place, xp=xp),
         "logistic": partial(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
         "sum": sum_all,
         "mean": partial(_functional.mean_of_sum, sum_all=sum_all),

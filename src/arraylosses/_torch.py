@@ -25,10 +25,12 @@ __all__ = [
     "logistic",
     "logistic_reduced",
     "masked_total",
+    "mean",
     "multiply",
     "regression_reduced",
     "sigmoid_of_negative",
     "square",
+    "subtract",
 ]
 
 _INT32_MAX = 2**31 - 1
@@ -38,6 +40,9 @@ _BITS = {4: torch.int32, 8: torch.int64}
 _ATEN_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 # ATen's own squared error, where this version of PyTorch exposes it
 MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
+# element counts as 0-d CPU tensors, by count and dtype; bounded, as batch sizes vary
+_COUNTS: dict[tuple[int, Any], Array] = {}
+_MOST_COUNTS = 64
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -66,6 +71,26 @@ def add_scalar(x: Array, value: float) -> Array:
     return x.add_(scalar_array(value, x.dtype, xp=torch, device="cpu"))
 
 
+def mean(x: Array) -> Array:
+    """The mean of every element of ``x``, with the bits of ``torch.mean``.
+
+    On a CPU, ATen's mean is a sum then an in-place division by the element count,
+    which it first turns from an int into a tensor of ``x``'s dtype: a third of the
+    mean's time at a few thousand elements. Here the count's tensor is made once.
+    ``torch.compile`` and other devices take ``torch.mean`` itself.
+    """
+    if not x.is_cpu or is_compiling():
+        return torch.mean(x)
+    key = (x.numel(), x.dtype)
+    count = _COUNTS.get(key)
+    if count is None:
+        if len(_COUNTS) >= _MOST_COUNTS:
+            _COUNTS.clear()
+        # the int rounds to x's dtype as ATen's conversion rounds it, to nearest
+        count = _COUNTS[key] = torch.tensor(float(key[0]), dtype=key[1])
+    return torch.sum(x).div_(count)
+
+
 def multiply(x: Array, y: Array) -> Array:
     """``x * y``, in place on ``x``, which has the product's shape.
 
@@ -73,6 +98,14 @@ def multiply(x: Array, y: Array) -> Array:
     itself; autograd saves ``x``'s old values where ``y`` needs them for its gradient.
     """
     return x.mul_(y)
+
+
+def subtract(x: Array, y: Array) -> Array:
+    """``x - y``, in place on ``y``, which has the difference's shape, where autograd
+    is not watching (it refuses ``out=``) and outside ``torch.compile``."""
+    if x.requires_grad or y.requires_grad or is_compiling():
+        return x - y
+    return torch.sub(x, y, out=y)
 
 
 def logistic(observed: Array, logit: Array) -> Array:
@@ -88,6 +121,10 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     positive = torch.clamp(observed, 0, 1)
     # one call, stable for any logit: ATen's binary cross-entropy with logits (without
     # torch.nn.functional's Python layer, which only checks the shapes and the name)
+    if reduction == "mean":  # ATen's own mean pays what mean() spares
+        return mean(
+            torch.binary_cross_entropy_with_logits(logit, positive, None, None, 0)
+        )
     return torch.binary_cross_entropy_with_logits(
         logit, positive, None, None, _ATEN_REDUCTIONS[reduction]
     )
@@ -99,6 +136,8 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     same bits as ``mean(square(ŷ - y))``."""
     # torch.nn.functional.mse_loss adds a broadcast and a check of the shapes, which
     # cost more than the loss itself at a few thousand elements
+    if reduction == "mean":  # ATen's own mean pays what mean() spares
+        return mean(MSE_LOSS(predicted, observed, 0))
     return MSE_LOSS(predicted, observed, _ATEN_REDUCTIONS[reduction])
 
 

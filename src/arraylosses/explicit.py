@@ -163,14 +163,13 @@ def poisson_loss(
     if log_input:
         # with rate e^x: rate - y·log(rate) = e^x - y·x
         return call.finish(xp.exp(predicted) - observed * predicted)
-    # y·log(rate), into log(rate)'s own buffer where that has the product's shape;
-    # no name holds log(rate), so that NumPy frees it as soon as it can
-    weighted = (
-        observed * xp.log(predicted)
-        if call.broadcasts
-        else call.backend.multiply(xp.log(predicted), observed)
-    )
-    return call.finish(predicted - weighted)
+    if call.broadcasts:
+        return call.finish(predicted - observed * xp.log(predicted))
+    # y·log(rate) into log(rate)'s own buffer, then rate minus that into it again: one
+    # new buffer where the expression takes three
+    backend = call.backend
+    weighted = backend.multiply(xp.log(predicted), observed)
+    return call.finish(backend.subtract(predicted, weighted))
 
 
 @shared_sections
