@@ -89,6 +89,7 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
     import torch
 
     import arraylosses
+    from arraylosses import _torch
 
     generator = torch.Generator().manual_seed(0)
     predictions = torch.randn(BATCH, generator=generator)
@@ -110,8 +111,9 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
             (observed, predicted),
         ),
     ]
+    # a loss of the batch's shape, which the in-place steps may overwrite again
+    loss = torch.log(predicted)
     if loss_name == "poisson":
-        log_rate = torch.log(predicted)
         steps += [
             ("both: log ŷ", torch.log, (predicted,)),
             (
@@ -124,9 +126,8 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
                 _times_log,
                 (predicted, observed),
             ),
-            ("both: ŷ - y · log ŷ", torch.sub, (predicted, log_rate)),
-            ("both: mean", torch.mean, (log_rate,)),
-            ("ours: finish (the mean)", call.finish, (log_rate,)),
+            ("ours: ŷ - y · log ŷ, into its buffer", _subtract_into, (predicted, loss)),
+            ("idiom: ŷ - y · log ŷ", torch.sub, (predicted, loss)),
         ]
     else:
         positive = torch.clamp(observed, 0, 1)
@@ -135,12 +136,18 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
             ("ours: clamp(y, 0, 1), int bounds", torch.clamp, (observed, 0, 1)),
             ("idiom: clamp(y, 0, 1)", torch.clamp, (observed, 0.0, 1.0)),
             (
-                "ours: ATen's binary cross-entropy, mean",
+                "ours: ATen's binary cross-entropy, unreduced",
                 torch.binary_cross_entropy_with_logits,
-                (predicted, positive, None, None, 1),
+                (predicted, positive, None, None, 0),
             ),
             ("idiom: F.binary_cross_entropy_with_logits", bce, (predicted, positive)),
         ]
+    steps += [
+        ("ours: mean, a sum ÷ a count made once", _torch.mean, (loss,)),
+        ("idiom: torch.mean (a sum ÷ a count made each call)", torch.mean, (loss,)),
+    ]
+    if loss_name == "poisson":
+        steps.append(("ours: finish (the mean, with its Python)", call.finish, (loss,)))
     return f"PyTorch eager, {loss_name}, 256", steps
 
 
@@ -155,6 +162,12 @@ def _log_times(predicted: Any, observed: Any) -> Any:
     import torch
 
     return torch.log(predicted).mul_(observed)
+
+
+def _subtract_into(predicted: Any, loss: Any) -> Any:
+    import torch
+
+    return torch.sub(predicted, loss, out=loss)
 
 
 def _times_log(predicted: Any, observed: Any) -> Any:
