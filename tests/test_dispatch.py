@@ -247,6 +247,53 @@ def test_torch_mean_has_the_bits_of_torch_mean(dtype_name):
         assert torch.equal(actual_grad, expected_grad), size
 
 
+@pytest.mark.parametrize("context", ["inference_mode", "meta_default_device"])
+def test_torch_caches_of_constants_serve_any_later_call(context):
+    # PyTorch keeps mean counts and margins as tensors made on first use; made under
+    # inference mode they could not be saved for a later gradient, and made with a
+    # default device of meta they would not be on the CPU. expected: the values and
+    # gradients of the same calls with caches made in plain mode
+    torch = pytest.importorskip("torch")
+    from arraylosses import _functional, _torch
+
+    generator = torch.Generator().manual_seed(5)
+    first, second = torch.rand(2, 41, generator=generator, dtype=torch.float64) + 0.5
+    calls = [(loss, first, second) for loss in (*IMPLICIT[:3], *EXPLICIT)]
+    calls.append((adaptive_hinge_loss, first, torch.stack([second, first + 1])))
+
+    def values_and_gradients():
+        results = []
+        for loss, a, b in calls:
+            tracked = a.clone().requires_grad_()
+            value = (
+                loss(tracked, b, margin=0.75)
+                if "hinge" in loss.__name__
+                else loss(tracked, b)
+            )
+            (gradient,) = torch.autograd.grad(value, tracked)
+            results.append((value.detach(), gradient))
+        return results
+
+    def empty_caches():
+        _torch._COUNTS.clear()
+        _functional._SCALARS.clear()
+
+    empty_caches()
+    expected = values_and_gradients()
+    empty_caches()
+    maker = (
+        torch.inference_mode() if context == "inference_mode" else torch.device("meta")
+    )
+    with maker:
+        for loss, a, b in calls:
+            loss(a, b, margin=0.75) if "hinge" in loss.__name__ else loss(a, b)
+    for (value, gradient), (expected_value, expected_gradient) in zip(
+        values_and_gradients(), expected, strict=True
+    ):
+        assert torch.equal(value, expected_value)
+        assert torch.equal(gradient, expected_gradient)
+
+
 def test_the_backend_is_cached_per_array_type(xp):
     first, second = _arguments(bpr_loss, xp, xp.float32)
     # expected: Spotlight's formula in float64 (support.ref_bpr), twice through the cache
