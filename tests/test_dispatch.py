@@ -258,18 +258,20 @@ def test_torch_caches_of_constants_serve_any_later_call(context):
 
     generator = torch.Generator().manual_seed(5)
     first, second = torch.rand(2, 41, generator=generator, dtype=torch.float64) + 0.5
-    calls = [(loss, first, second) for loss in (*IMPLICIT[:3], *EXPLICIT)]
-    calls.append((adaptive_hinge_loss, first, torch.stack([second, first + 1])))
+    margin = {"margin": 0.75}
+    calls = [
+        (pointwise_loss, second, {}),
+        (bpr_loss, second, {}),
+        (hinge_loss, second, margin),
+        (adaptive_hinge_loss, torch.stack([second, first + 1]), margin),
+        *((loss, second, {}) for loss in EXPLICIT),
+    ]
 
     def values_and_gradients():
         results = []
-        for loss, a, b in calls:
-            tracked = a.clone().requires_grad_()
-            value = (
-                loss(tracked, b, margin=0.75)
-                if "hinge" in loss.__name__
-                else loss(tracked, b)
-            )
+        for loss, other, options in calls:
+            tracked = first.clone().requires_grad_()
+            value = loss(tracked, other, **options)
             (gradient,) = torch.autograd.grad(value, tracked)
             results.append((value.detach(), gradient))
         return results
@@ -285,8 +287,8 @@ def test_torch_caches_of_constants_serve_any_later_call(context):
         torch.inference_mode() if context == "inference_mode" else torch.device("meta")
     )
     with maker:
-        for loss, a, b in calls:
-            loss(a, b, margin=0.75) if "hinge" in loss.__name__ else loss(a, b)
+        for loss, other, options in calls:
+            loss(first, other, **options)
     for (value, gradient), (expected_value, expected_gradient) in zip(
         values_and_gradients(), expected, strict=True
     ):
