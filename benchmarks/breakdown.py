@@ -35,7 +35,7 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
     import numpy as np
 
     from arraylosses import regression_loss
-    from arraylosses._call import prepare
+    from arraylosses.explicit import _prepare_ratings
 
     rng = np.random.default_rng(0)
     observed = rng.integers(1, 6, size=(BATCH, SEQUENCE)).astype(np.float32)
@@ -49,8 +49,7 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
     loss_bits = ours_loss.view(np.uint32)
     mask_bits = mask.astype(np.uint32)
     float_mask = mask.astype(np.float32)
-    names = ("observed_ratings", "predicted_ratings")
-    call = prepare(observed, predicted, mask, "mean", names=names, first_is_rating=True)
+    call = _prepare_ratings(observed, predicted, mask, "mean")
     backend = call.backend
     idiom = idioms.numpy_idioms()["regression"]
     steps: list[Step] = [
@@ -58,7 +57,11 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
         ("idiom", idiom, (observed, predicted, mask)),
         ("both: ŷ - y", np.subtract, (predicted, observed)),
         ("both: its square", np.square, (loss,)),
-        ("ours: prepare (dispatch and checks)", _prepare_ratings, (call, mask)),
+        (
+            "ours: prepare (dispatch and checks)",
+            _prepare_ratings,
+            (observed, predicted, mask, "mean"),
+        ),
         ("ours: mask as uint32", mask.astype, (np.uint32,)),
         (
             "ours: loss bits × mask, in place",
@@ -76,20 +79,12 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
     return "NumPy, regression, (256, 50) masked", steps
 
 
-def _prepare_ratings(call: Any, mask: Any) -> Any:
-    from arraylosses._call import prepare
-
-    names = ("observed_ratings", "predicted_ratings")
-    return prepare(
-        call.first, call.second, mask, "mean", names=names, first_is_rating=True
-    )
-
-
 def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
     import torch
 
     import arraylosses
     from arraylosses import _torch
+    from arraylosses.explicit import _prepare_ratings
 
     generator = torch.Generator().manual_seed(0)
     predictions = torch.randn(BATCH, generator=generator)
@@ -101,14 +96,14 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
         predicted = torch.randn(BATCH, generator=generator)
     ours = getattr(arraylosses, f"{loss_name}_loss")
     idiom = idioms.torch_idioms()[loss_name]
-    call = _prepare_ratings_torch(observed, predicted)
+    call = _prepare_ratings(observed, predicted, None, "mean")
     steps: list[Step] = [
         (f"ours: {loss_name}_loss", ours, (observed, predicted)),
         ("idiom", idiom, (observed, predicted)),
         (
             "ours: prepare (dispatch and checks)",
-            _prepare_ratings_torch,
-            (observed, predicted),
+            _prepare_ratings,
+            (observed, predicted, None, "mean"),
         ),
     ]
     # a loss of the batch's shape, which the in-place steps may overwrite again
@@ -149,13 +144,6 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
     if loss_name == "poisson":
         steps.append(("ours: finish (the mean, with its Python)", call.finish, (loss,)))
     return f"PyTorch eager, {loss_name}, 256", steps
-
-
-def _prepare_ratings_torch(observed: Any, predicted: Any) -> Any:
-    from arraylosses._call import prepare
-
-    names = ("observed_ratings", "predicted_ratings")
-    return prepare(observed, predicted, None, "mean", names=names, first_is_rating=True)
 
 
 def _log_times(predicted: Any, observed: Any) -> Any:
