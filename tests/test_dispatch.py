@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,17 @@ import textwrap
 import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function
-from support import asarray, backend_of, ref_bpr, ref_hinge, ref_reduce, to_numpy
+from support import (
+    ATOL,
+    RTOL,
+    asarray,
+    backend_of,
+    ref_bpr,
+    ref_hinge,
+    ref_logistic,
+    ref_reduce,
+    to_numpy,
+)
 
 import arraylosses
 from arraylosses import (
@@ -192,14 +203,17 @@ def test_margins_stay_right_past_the_cache_of_them(xp):
 @pytest.mark.parametrize("loss", EXPLICIT, ids=lambda loss: loss.__name__)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
-@pytest.mark.parametrize("size", [7, 4096])
+# 2**17: PyTorch's logistic loss in place, where autograd is not watching
+@pytest.mark.parametrize("size", [7, 4096, 2**17])
 @pytest.mark.parametrize("grad", [False, True], ids=["plain", "autograd"])
 def test_torch_explicit_losses_have_the_bits_of_spotlights_expressions(
     loss, reduction, dtype_name, size, grad
 ):
     # PyTorch computes these with ATen's own losses, in-place steps where autograd
     # allows and a cached count for the mean; expected: the same bits as Spotlight's
-    # expression reduced by torch.mean or torch.sum, and autograd's gradient of it
+    # expression reduced by torch.mean or torch.sum, and autograd's gradient of it.
+    # Poisson's expression is PyTorch's one-kernel spelling of Spotlight's, which may
+    # round once where Spotlight's rounds twice (the next test bounds the difference)
     torch = pytest.importorskip("torch")
     dtype = getattr(torch, dtype_name)
     generator = torch.Generator().manual_seed(size)
@@ -210,7 +224,9 @@ def test_torch_explicit_losses_have_the_bits_of_spotlights_expressions(
     # Spotlight's expressions in PyTorch (spotlight/losses.py), unreduced
     expression = {
         regression_loss: lambda y, y_hat: (y - y_hat) ** 2,
-        poisson_loss: lambda y, y_hat: y_hat - y * torch.log(y_hat),
+        poisson_loss: lambda y, y_hat: torch.addcmul(
+            y_hat, y, torch.log(y_hat), value=-1
+        ),
         logistic_loss: lambda y, x: (
             torch.nn.functional.binary_cross_entropy_with_logits(
                 x, torch.clamp(y, 0, 1), reduction="none"
@@ -225,6 +241,55 @@ def test_torch_explicit_losses_have_the_bits_of_spotlights_expressions(
         (expected_grad,) = torch.autograd.grad(expected.sum(), predicted)
         (actual_grad,) = torch.autograd.grad(actual.sum(), predicted)
         assert torch.equal(actual_grad, expected_grad)
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_torch_poisson_rounds_no_worse_than_spotlights_expression(dtype_name):
+    # PyTorch's Poisson loss takes ŷ - y·log ŷ in one kernel, which rounds once where
+    # the CPU fuses multiply-add. expected: each term differs from Spotlight's
+    # expression by at most the two roundings the expression adds (an ulp of the
+    # product and one of the term), and lies at least as close as it to the exact
+    # ŷ - y·log ŷ of the same rounded log ŷ, taken in float64 (whose 53 bits hold the
+    # product of two float32 exactly)
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, dtype_name)
+    generator = torch.Generator().manual_seed(1)
+    observed = torch.randint(0, 40, (10_000,), generator=generator).to(dtype)
+    predicted = 8 * torch.rand(10_000, generator=generator, dtype=dtype) + 1e-3
+    actual = poisson_loss(observed, predicted, reduction="none")
+    log_rate = torch.log(predicted)
+    product = observed * log_rate
+    spotlights = predicted - product
+
+    def ulp(x):  # the spacing above |x|, the wider of the two beside it
+        magnitude = x.abs()
+        return torch.nextafter(magnitude, torch.full_like(x, math.inf)) - magnitude
+
+    assert bool(
+        torch.all((actual - spotlights).abs() <= ulp(product) + ulp(spotlights))
+    )
+    if dtype == torch.float32:
+        exact = predicted.double() - observed.double() * log_rate.double()
+        actual_error = (actual.double() - exact).abs()
+        assert bool(torch.all(actual_error <= (spotlights.double() - exact).abs()))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_torch_logistic_in_place_stays_close_for_fractional_observations(reduction):
+    # from 2**17 elements without autograd, PyTorch's logistic loss takes x - x·z
+    # for ATen's (1 - z)·x, which differ by rounding where 0 < z < 1. expected:
+    # Spotlight's formula in float64 (support.ref_logistic), to float32's tolerance
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(2)
+    observed = 3 * torch.rand(2**17, generator=generator) - 1  # a third in (0, 1)
+    logit = 20 * torch.rand(2**17, generator=generator) - 10
+    actual = logistic_loss(observed, logit, reduction=reduction)
+    expected = ref_reduce(
+        ref_logistic(observed.double().numpy(), logit.double().numpy()), None, reduction
+    )
+    np.testing.assert_allclose(
+        actual.numpy(), expected, rtol=RTOL["float32"], atol=ATOL["float32"]
+    )
 
 
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])

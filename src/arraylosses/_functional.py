@@ -27,8 +27,6 @@ __all__ = [
     "masked_total",
     "masked_total_by_bits",
     "mean_of_sum",
-    "multiply",
-    "multiply_in_place",
     "positive_class",
     "relu",
     "relu_in_place_by_rows",
@@ -39,8 +37,8 @@ __all__ = [
     "sigmoid_of_negative",
     "sigmoid_of_negative_in_one_buffer",
     "square_in_place",
-    "subtract",
-    "subtract_in_place",
+    "subtract_product",
+    "subtract_product_in_place",
 ]
 
 _SIGMOID_CONSTANTS: dict[Any, tuple[Array, Array]] = {}
@@ -131,29 +129,22 @@ def add_scalar(x: Array, value: float, /) -> Array:
     return x + value
 
 
-def multiply(x: Array, y: Array, /) -> Array:
-    """``x * y``."""
-    return x * y
+def subtract_product(x: Array, y: Array, z: Array, /) -> Array:
+    """``x - y * z``."""
+    return x - y * z
 
 
-def subtract(x: Array, y: Array, /) -> Array:
-    """``x - y``."""
-    return x - y
-
-
-def multiply_in_place(x: Array, y: Array, /, *, xp: Namespace) -> Array:
-    """:func:`multiply` written into ``x``, a new array the caller owns with the
-    product's shape, for ufuncs that take ``out=``: a fresh buffer of a million
-    elements costs more than the pass."""
+def subtract_product_in_place(
+    x: Array, y: Array, z: Array, /, *, xp: Namespace
+) -> Array:
+    """:func:`subtract_product` written into ``z``, a new array the caller owns with
+    the result's shape, for ufuncs that take ``out=``: one buffer where the expression
+    takes two, and a fresh buffer of a million elements costs more than its pass."""
     # a ufunc on a 0-d array returns a scalar, which nothing can be written into
-    return x * y if x.ndim == 0 else xp.multiply(x, y, out=x)
-
-
-def subtract_in_place(x: Array, y: Array, /, *, xp: Namespace) -> Array:
-    """:func:`subtract` written into ``y``, a new array the caller owns with the
-    difference's shape, for ufuncs that take ``out=``."""
-    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
-    return x - y if y.ndim == 0 else xp.subtract(x, y, out=y)
+    if z.ndim == 0:
+        return x - y * z
+    product = xp.multiply(y, z, out=z)
+    return xp.subtract(x, product, out=product)
 
 
 def add_scalar_in_place(x: Array, value: float, /, *, xp: Namespace) -> Array:

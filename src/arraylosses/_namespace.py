@@ -46,13 +46,13 @@ class Backend:
         Primitives of one array: the library's own where it has a fast, stable
         one, else the standard-only forms of :mod:`._functional` (``mean`` and
         ``sum`` reduce over every axis); ``sigmoid_of_negative(x)`` is ``σ(-x)``.
-    relu, square, add_scalar, multiply, subtract : callable
+    relu, square, add_scalar, subtract_product : callable
         ``max(x, 0)``, ``x²``, ``add_scalar(x, value) = x + value`` (``value`` a
-        Python float), ``multiply(x, y) = x * y`` (``x`` with the product's
-        shape) and ``subtract(y, x) = y - x`` (``x`` with the difference's
-        shape) of an array ``x`` the loss has just computed, which they may
-        overwrite (NumPy and PyTorch do, to spare a buffer): never pass them a
-        caller's array as ``x``.
+        Python float) and ``subtract_product(a, b, x) = a - b·x`` (``x`` with
+        the result's shape) of an array ``x`` the loss has just computed, which
+        they may overwrite (NumPy and PyTorch do, to spare a buffer): never pass
+        them a caller's array as ``x``. PyTorch's ``subtract_product`` rounds
+        once where the CPU fuses multiply-add.
     where : callable
         ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
         for tensors: the wrapper converts Python scalars on every call).
@@ -89,8 +89,7 @@ class Backend:
     relu: Primitive
     square: Primitive
     add_scalar: Primitive
-    multiply: Primitive
-    subtract: Primitive
+    subtract_product: Primitive
     mean: Primitive
     sum: Primitive
     where: Primitive
@@ -176,8 +175,7 @@ def _resolve(array: object, name: str) -> Backend:
         "relu": partial(_functional.relu, xp=xp),
         "square": xp.square,
         "add_scalar": _functional.add_scalar,
-        "multiply": _functional.multiply,
-        "subtract": _functional.subtract,
+        "subtract_product": _functional.subtract_product,
         "mean": xp.mean,
         "sum": xp.sum,
         "where": xp.where,
@@ -234,8 +232,7 @@ def _resolve(array: object, name: str) -> Backend:
             relu=torch.relu_,
             square=_torch.square,
             add_scalar=_torch.add_scalar,
-            multiply=_torch.multiply,
-            subtract=_torch.subtract,
+            subtract_product=_torch.subtract_product,
             mean=_torch.mean,
             sum=torch.sum,
             where=torch.where,
@@ -286,8 +283,7 @@ def _resolve(array: object, name: str) -> Backend:
         relu=primitives["relu"],
         square=primitives["square"],
         add_scalar=primitives["add_scalar"],
-        multiply=primitives["multiply"],
-        subtract=primitives["subtract"],
+        subtract_product=primitives["subtract_product"],
         mean=primitives["mean"],
         sum=primitives["sum"],
         where=primitives["where"],
@@ -317,8 +313,7 @@ def _ufunc_primitives(
         "relu": relu,
         "square": partial(_functional.square_in_place, xp=xp),
         "add_scalar": partial(_functional.add_scalar_in_place, xp=xp),
-        "multiply": partial(_functional.multiply_in_place, xp=xp),
-        "subtract": partial(_functional.subtract_in_place, xp=xp),
+        "subtract_product": partial(_functional.subtract_product_in_place, xp=xp),
         "logistic": partial(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
         "sum": sum_all,
         "mean": partial(_functional.mean_of_sum, sum_all=sum_all),

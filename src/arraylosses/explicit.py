@@ -165,11 +165,11 @@ def poisson_loss(
         return call.finish(xp.exp(predicted) - observed * predicted)
     if call.broadcasts:
         return call.finish(predicted - observed * xp.log(predicted))
-    # y·log(rate) into log(rate)'s own buffer, then rate minus that into it again: one
-    # new buffer where the expression takes three
-    backend = call.backend
-    weighted = backend.multiply(xp.log(predicted), observed)
-    return call.finish(backend.subtract(predicted, weighted))
+    # rate - y·log(rate) into log(rate)'s own buffer: one new buffer where the
+    # expression takes three
+    return call.finish(
+        call.backend.subtract_product(predicted, observed, xp.log(predicted))
+    )
 
 
 @shared_sections
