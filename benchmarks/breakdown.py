@@ -106,23 +106,39 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
             (observed, predicted, None, "mean"),
         ),
     ]
-    # a loss of the batch's shape, which the in-place steps may overwrite again
-    loss = torch.log(predicted)
+    # the steps' own functions, closures over the modules imported above: an import
+    # inside a timed function would add its lookup to the step
+
+    def ours_poisson_terms(predicted: Any, observed: Any) -> Any:
+        return _torch.subtract_product(predicted, observed, torch.log(predicted))
+
+    def idiom_poisson_terms(predicted: Any, observed: Any) -> Any:
+        return predicted - observed * torch.log(predicted)
+
+    def ours_cross_entropy_mean(predicted: Any, positive: Any) -> Any:
+        count = _torch._count_for_mean("mean", predicted)
+        summed = torch.binary_cross_entropy_with_logits(
+            predicted, positive, None, None, 2
+        )
+        return summed.div_(count)
+
     if loss_name == "poisson":
+        loss = torch.log(predicted)
         steps += [
             ("both: log ŷ", torch.log, (predicted,)),
             (
-                "ours: y · log ŷ, in place (on a log ŷ of its own)",
-                _log_times,
+                "ours: log ŷ, then ŷ - y · log ŷ in one addcmul into its buffer",
+                ours_poisson_terms,
                 (predicted, observed),
             ),
             (
-                "idiom: y · log ŷ (on a log ŷ of its own)",
-                _times_log,
+                "idiom: log ŷ, then ŷ - y · log ŷ",
+                idiom_poisson_terms,
                 (predicted, observed),
             ),
-            ("ours: ŷ - y · log ŷ, into its buffer", _subtract_into, (predicted, loss)),
-            ("idiom: ŷ - y · log ŷ", torch.sub, (predicted, loss)),
+            ("ours: mean, a sum ÷ a count made once", _torch.mean, (loss,)),
+            ("idiom: torch.mean (a sum ÷ a count made each call)", torch.mean, (loss,)),
+            ("ours: finish (the mean, with its Python)", call.finish, (loss,)),
         ]
     else:
         positive = torch.clamp(observed, 0, 1)
@@ -131,37 +147,18 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
             ("ours: clamp(y, 0, 1), int bounds", torch.clamp, (observed, 0, 1)),
             ("idiom: clamp(y, 0, 1)", torch.clamp, (observed, 0.0, 1.0)),
             (
-                "ours: ATen's binary cross-entropy, unreduced",
-                torch.binary_cross_entropy_with_logits,
-                (predicted, positive, None, None, 0),
+                "ours: ATen's binary cross-entropy, summed, ÷ a count made once",
+                ours_cross_entropy_mean,
+                (predicted, positive),
             ),
             ("idiom: F.binary_cross_entropy_with_logits", bce, (predicted, positive)),
+            (
+                "ours: the fused call after prepare (clamp, cross-entropy, its Python)",
+                call.fused,
+                ("logistic",),
+            ),
         ]
-    steps += [
-        ("ours: mean, a sum ÷ a count made once", _torch.mean, (loss,)),
-        ("idiom: torch.mean (a sum ÷ a count made each call)", torch.mean, (loss,)),
-    ]
-    if loss_name == "poisson":
-        steps.append(("ours: finish (the mean, with its Python)", call.finish, (loss,)))
     return f"PyTorch eager, {loss_name}, 256", steps
-
-
-def _log_times(predicted: Any, observed: Any) -> Any:
-    import torch
-
-    return torch.log(predicted).mul_(observed)
-
-
-def _subtract_into(predicted: Any, loss: Any) -> Any:
-    import torch
-
-    return torch.sub(predicted, loss, out=loss)
-
-
-def _times_log(predicted: Any, observed: Any) -> Any:
-    import torch
-
-    return observed * torch.log(predicted)
 
 
 def _torch_compiled() -> tuple[str, list[Step]]:
