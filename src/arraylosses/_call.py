@@ -185,13 +185,9 @@ def prepare(
 
     first_shape, second_shape = first.shape, second.shape
     if second_has_negatives_axis:
-        negatives_shape, second_shape = second_shape, second_shape[1:]
-        broadcasts = first_shape != second_shape
-        # negatives of the positives' shape only need a leading axis that is not empty
-        if broadcasts or negatives_shape[0] == 0:
-            check_negatives_shape(second_name, negatives_shape, first_name, first_shape)
-    else:
-        broadcasts = first_shape != second_shape
+        check_negatives_shape(second_name, second_shape, first_name, first_shape)
+        second_shape = second_shape[1:]
+    broadcasts = first_shape != second_shape
     if not broadcasts:
         loss_shape = first_shape
     else:
