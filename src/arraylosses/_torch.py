@@ -86,16 +86,14 @@ def mean(x: Array) -> Array:
     count's tensor is made once. ``torch.compile`` and other devices take
     ``torch.mean`` itself.
     """
-    count = _count_for_mean("mean", x)
-    return torch.mean(x) if count is None else torch.sum(x).div_(count)
+    if not x.is_cpu or is_compiling():
+        return torch.mean(x)
+    return torch.sum(x).div_(_element_count(x))
 
 
-def _count_for_mean(reduction: str, x: Array) -> Array | None:
-    """For a mean over the elements of ``x`` on a CPU outside ``torch.compile``, the
-    count as a 0-d tensor of ``x``'s dtype, made once, to divide a sum by (ATen's mean
-    divides the same sum by the same count); else None: reduce as ATen does."""
-    if reduction != "mean" or not x.is_cpu or is_compiling():
-        return None
+def _element_count(x: Array) -> Array:
+    """The number of elements of ``x`` as a 0-d CPU tensor of its dtype, made once:
+    the divisor of ATen's mean on a CPU, for a sum to be divided by as it divides."""
     # a cache of its own, not _functional.scalar_array's: that key (the library,
     # the device, the sign of zero) made the mean 0.37 µs slower, measured
     key = (x.numel(), x.dtype)
@@ -148,15 +146,14 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
         return mean(loss) if reduction == "mean" else torch.sum(loss)
     # one call, stable for any logit: ATen's binary cross-entropy with logits (without
     # torch.nn.functional's Python layer, which only checks the shapes and the name)
-    count = _count_for_mean(reduction, logit)
-    if count is None:
+    if reduction != "mean" or not logit.is_cpu or is_compiling():
         return torch.binary_cross_entropy_with_logits(
             logit, positive, None, None, _ATEN_REDUCTIONS[reduction]
         )
     # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
     return torch.binary_cross_entropy_with_logits(
         logit, positive, None, None, _ATEN_SUM
-    ).div_(count)
+    ).div_(_element_count(logit))
 
 
 def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Array:
@@ -165,11 +162,10 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     same bits as ``mean(square(ŷ - y))``."""
     # torch.nn.functional.mse_loss adds a broadcast and a check of the shapes, which
     # cost more than the loss itself at a few thousand elements
-    count = _count_for_mean(reduction, predicted)
-    if count is None:
+    if reduction != "mean" or not predicted.is_cpu or is_compiling():
         return MSE_LOSS(predicted, observed, _ATEN_REDUCTIONS[reduction])
     # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
-    return MSE_LOSS(predicted, observed, _ATEN_SUM).div_(count)
+    return MSE_LOSS(predicted, observed, _ATEN_SUM).div_(_element_count(predicted))
 
 
 def count(mask: Array, dtype: Any) -> Array:  # noqa: ARG001 - every count takes one
