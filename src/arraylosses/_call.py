@@ -85,7 +85,7 @@ class Call:
             result = self.backend.mean(loss)
         elif self.reduction == "mean" and not self.empty and self.mask_fits:
             total, count = self.backend.masked_total(loss, self.weights)
-            result = total / count
+            result = self.backend.divide(total, count)
         else:
             result = reduce(loss, self.weights, self.reduction, backend=self.backend)
         return self._in_callers_dtype(result)

@@ -20,6 +20,7 @@ __all__ = [
     "count_as_int",
     "count_by_nonzero",
     "count_by_sum",
+    "divide",
     "keep_by_bits",
     "keep_where",
     "logistic",
@@ -127,6 +128,11 @@ def _reciprocal_of_one_plus_exp(
 def add_scalar(x: Array, value: float, /) -> Array:
     """``x + value``, for a Python float ``value``."""
     return x + value
+
+
+def divide(x: Array, y: Array, /) -> Array:
+    """``x / y``."""
+    return x / y
 
 
 def subtract_product(x: Array, y: Array, z: Array, /) -> Array:

@@ -27,7 +27,8 @@ def reduce(
     is_mean = reduction == "mean" and 0 not in loss.shape
     if is_mean and weights is not None and weights.dtype == backend.xp.bool:
         total, count = backend.masked_total(loss, weights)
-        return total / _count_at_broadcast_shape(count, weights, loss, backend=backend)
+        count = _count_at_broadcast_shape(count, weights, loss, backend=backend)
+        return backend.divide(total, count)
     if weights is not None:
         loss = _weighted(loss, weights, backend=backend)
     if reduction == "none":

@@ -21,6 +21,7 @@ __all__ = [
     "MSE_LOSS",
     "add_scalar",
     "count",
+    "divide",
     "keep",
     "logistic",
     "logistic_reduced",
@@ -123,6 +124,11 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     if x.requires_grad or y.requires_grad or z.requires_grad:
         return torch.addcmul(x, y, z, value=-1)
     return torch.addcmul(x, y, z, value=-1, out=z)
+
+
+def divide(x: Array, y: Array) -> Array:
+    """``x / y``, in place on ``x``, which has the quotient's shape and dtype."""
+    return x.div_(y)
 
 
 def logistic(observed: Array, logit: Array) -> Array:
