@@ -43,8 +43,8 @@ _ATEN_SUM = _ATEN_REDUCTIONS["sum"]
 MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # from this many elements, without autograd, the logistic loss in place beats ATen's
 # cross-entropy, whose 1 - z and log σ(x)'s saved buffer take two more passes through
-# memory: 8% less time at 2**17 and at 10**6 float32 elements, measured, and up to 7%
-# more below 2**15. With autograd, ATen's own gradient σ(x) - z keeps the tiny
+# memory: 5 to 8% less time from 2**17 to 10**6 float32 elements, measured, and up
+# to 7% more at 2**15 and below. With autograd, ATen's own gradient σ(x) - z keeps the tiny
 # gradients that the composition's chain rule would round away
 _IN_PLACE_LOGISTIC_FROM = 2**17
 # element counts as 0-d CPU tensors, by count and dtype; bounded, as batch sizes vary
@@ -116,9 +116,10 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     with the result's shape) where autograd is not watching: it refuses ``out=``.
 
     Where the CPU has a fused multiply-add, the kernel rounds once where the
-    expression rounds the product and then the difference: at most an ulp from the
-    expression's result, and as close or closer to the exact one. The gradients are
-    the expression's, to the bit.
+    expression rounds the product and then the difference: as close as the
+    expression's result to the exact one, or closer, and apart from it by at most
+    the expression's own two roundings. The gradients are the expression's, to the
+    bit.
     """
     # torch.compile takes out= into a tensor of its graph: no is_compiling() here
     if x.requires_grad or y.requires_grad or z.requires_grad:
