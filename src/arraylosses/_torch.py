@@ -89,15 +89,15 @@ def mean(x: Array) -> Array:
     """
     if not x.is_cpu or is_compiling():
         return torch.mean(x)
-    return torch.sum(x).div_(_element_count(x))
+    return torch.sum(x).div_(_element_count(x.numel(), x.dtype))
 
 
-def _element_count(x: Array) -> Array:
-    """The number of elements of ``x`` as a 0-d CPU tensor of its dtype, made once:
-    the divisor of ATen's mean on a CPU, for a sum to be divided by as it divides."""
+def _element_count(size: int, dtype: Any) -> Array:
+    """``size``, a tensor's number of elements, as a 0-d CPU tensor of ``dtype``, made
+    once: the divisor of ATen's mean on a CPU, for a sum to be divided as it divides."""
     # a cache of its own, not _functional.scalar_array's: that key (the library,
     # the device, the sign of zero) made the mean 0.37 µs slower, measured
-    key = (x.numel(), x.dtype)
+    key = (size, dtype)
     count = _COUNTS.get(key)
     if count is None:
         if len(_COUNTS) >= _MOST_COUNTS:
@@ -106,7 +106,7 @@ def _element_count(x: Array) -> Array:
         # later call, and refuses an inference tensor. The int rounds to x's dtype as
         # ATen's conversion rounds it, to nearest
         with torch.inference_mode(False):
-            count = torch.tensor(float(key[0]), dtype=key[1], device="cpu")
+            count = torch.tensor(float(size), dtype=dtype, device="cpu")
         _COUNTS[key] = count
     return count
 
@@ -143,7 +143,8 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     """Spotlight's logistic loss reduced as ``reduction`` says, for arrays of one shape."""
     # int bounds: torch takes an int as a bound faster than a float, to the same result
     positive = torch.clamp(observed, 0, 1)
-    if logit.numel() >= _IN_PLACE_LOGISTIC_FROM and not logit.requires_grad:
+    size = logit.numel()
+    if size >= _IN_PLACE_LOGISTIC_FROM and not logit.requires_grad:
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
         loss = torch.addcmul(logit, logit, positive, value=-1, out=positive)
@@ -160,7 +161,7 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
     return torch.binary_cross_entropy_with_logits(
         logit, positive, None, None, _ATEN_SUM
-    ).div_(_element_count(logit))
+    ).div_(_element_count(size, logit.dtype))
 
 
 def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Array:
@@ -172,7 +173,8 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     if reduction != "mean" or not predicted.is_cpu or is_compiling():
         return MSE_LOSS(predicted, observed, _ATEN_REDUCTIONS[reduction])
     # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
-    return MSE_LOSS(predicted, observed, _ATEN_SUM).div_(_element_count(predicted))
+    count = _element_count(predicted.numel(), predicted.dtype)
+    return MSE_LOSS(predicted, observed, _ATEN_SUM).div_(count)
 
 
 def count(mask: Array, dtype: Any) -> Array:  # noqa: ARG001 - every count takes one
