@@ -44,8 +44,8 @@ MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # from this many elements, without autograd, the logistic loss in place beats ATen's
 # cross-entropy, whose 1 - z and log σ(x)'s saved buffer take two more passes through
 # memory: 5 to 8% less time from 2**17 to 10**6 float32 elements, measured, and up
-# to 7% more at 2**15 and below. With autograd, ATen's own gradient σ(x) - z keeps the tiny
-# gradients that the composition's chain rule would round away
+# to 7% more at 2**15 and below. With autograd, ATen's own gradient σ(x) - z keeps
+# the tiny gradients that the composition's chain rule would round away
 _IN_PLACE_LOGISTIC_FROM = 2**17
 # element counts as 0-d CPU tensors, by count and dtype; bounded, as batch sizes vary
 _COUNTS: dict[tuple[int, Any], Array] = {}
