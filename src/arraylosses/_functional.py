@@ -40,6 +40,7 @@ __all__ = [
     "square_in_place",
     "subtract_product",
     "subtract_product_in_place",
+    "sum_by_reduce",
 ]
 
 _SIGMOID_CONSTANTS: dict[Any, tuple[Array, Array]] = {}
@@ -342,6 +343,11 @@ def masked_total_by_bits(
         loss_bits = loss.view(bits)
         xp.multiply(loss_bits, mask.astype(bits), out=loss_bits)
     return xp.add.reduce(kept, axis=None), int(xp.count_nonzero(mask)) or 1
+
+
+def sum_by_reduce(x: Array, /, *, add: Any) -> Array:
+    """Sum over every axis by the ufunc ``add``'s own reduction."""
+    return add.reduce(x, axis=None)
 
 
 def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -176,17 +177,17 @@ def _resolve(array: object, name: str) -> Backend:
         raise TypeError(msg) from error
 
     primitives: dict[str, Primitive] = {
-        "sigmoid": partial(_functional.sigmoid, xp=xp),
-        "relu": partial(_functional.relu, xp=xp),
+        "sigmoid": _bind(_functional.sigmoid, xp=xp),
+        "relu": _bind(_functional.relu, xp=xp),
         "square": xp.square,
         "add_scalar": _functional.add_scalar,
         "subtract_product": _functional.subtract_product,
         "mean": xp.mean,
         "sum": xp.sum,
         "where": xp.where,
-        "keep": partial(_functional.keep_where, xp=xp),
-        "logistic": partial(_functional.logistic, xp=xp),
-        "count": partial(_functional.count_by_sum, xp=xp),
+        "keep": _bind(_functional.keep_where, xp=xp),
+        "logistic": _bind(_functional.logistic, xp=xp),
+        "count": _bind(_functional.count_by_sum, xp=xp),
         "divide": _functional.divide,
     }
     fused: dict[str, Primitive] = {}
@@ -201,21 +202,21 @@ def _resolve(array: object, name: str) -> Backend:
             _ufunc_primitives(
                 numpy,
                 # the ufunc's own reduction: np.sum adds a microsecond of Python
-                sum_all=partial(numpy.add.reduce, axis=None),
+                sum_all=_bind(_functional.sum_by_reduce, add=numpy.add),
                 quiet_overflow=partial(numpy.errstate, over="ignore"),
             )
         )
         # large NumPy buffers come from fresh pages (CuPy's come from its memory pool)
-        primitives["relu"] = partial(_functional.relu_in_place_by_rows, xp=numpy)
+        primitives["relu"] = _bind(_functional.relu_in_place_by_rows, xp=numpy)
         # NumPy's where() takes three times as long as the bit product
         unsigned = {2: numpy.uint16, 4: numpy.uint32, 8: numpy.uint64}
-        primitives["keep"] = partial(
+        primitives["keep"] = _bind(
             _functional.keep_by_bits, xp=numpy, unsigned=unsigned
         )
-        primitives["count"] = partial(
+        primitives["count"] = _bind(
             _functional.count_as_int, count_nonzero=numpy.count_nonzero
         )
-        primitives["masked_total"] = partial(
+        primitives["masked_total"] = _bind(
             _functional.masked_total_by_bits, xp=numpy, unsigned=unsigned
         )
     elif array_api_compat.is_dask_namespace(xp):
@@ -267,16 +268,16 @@ def _resolve(array: object, name: str) -> Backend:
         expit = importlib.import_module("cupyx.scipy.special").expit
         # one fused kernel each beats the four passes of the NumPy forms on a GPU
         primitives["sigmoid"] = expit
-        primitives["sigmoid_of_negative"] = partial(
+        primitives["sigmoid_of_negative"] = _bind(
             _functional.sigmoid_of_negative, sigmoid=expit
         )
     else:
         library = getattr(xp, "__name__", describe_type(array))
 
-    sigmoid_of_negative = primitives.get("sigmoid_of_negative") or partial(
+    sigmoid_of_negative = primitives.get("sigmoid_of_negative") or _bind(
         _functional.sigmoid_of_negative, sigmoid=primitives["sigmoid"]
     )
-    masked_total = primitives.get("masked_total") or partial(
+    masked_total = primitives.get("masked_total") or _bind(
         _functional.masked_total,
         keep=primitives["keep"],
         sum_all=primitives["sum"],
@@ -312,18 +313,40 @@ def _ufunc_primitives(
     their ``exp`` overflows silently."""
     xp = library
     sigmoid_options = {"xp": xp, "quiet_overflow": quiet_overflow}
-    relu = partial(_functional.relu_into_zeros, xp=xp)
+    relu = _bind(_functional.relu_into_zeros, xp=xp)
     return {
-        "sigmoid": partial(_functional.sigmoid_in_one_buffer, **sigmoid_options),
-        "sigmoid_of_negative": partial(
+        "sigmoid": _bind(_functional.sigmoid_in_one_buffer, **sigmoid_options),
+        "sigmoid_of_negative": _bind(
             _functional.sigmoid_of_negative_in_one_buffer, **sigmoid_options
         ),
         "relu": relu,
-        "square": partial(_functional.square_in_place, xp=xp),
-        "add_scalar": partial(_functional.add_scalar_in_place, xp=xp),
-        "subtract_product": partial(_functional.subtract_product_in_place, xp=xp),
-        "logistic": partial(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
+        "square": _bind(_functional.square_in_place, xp=xp),
+        "add_scalar": _bind(_functional.add_scalar_in_place, xp=xp),
+        "subtract_product": _bind(_functional.subtract_product_in_place, xp=xp),
+        "logistic": _bind(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
         "sum": sum_all,
-        "mean": partial(_functional.mean_of_sum, sum_all=sum_all),
-        "count": partial(_functional.count_by_nonzero, xp=xp),
+        "mean": _bind(_functional.mean_of_sum, sum_all=sum_all),
+        "count": _bind(_functional.count_by_nonzero, xp=xp),
     }
+
+
+def _bind(function: Callable[..., Array], /, **options: Any) -> Primitive:
+    """``function``, a Python function of :mod:`._functional`, with its keyword-only
+    ``options`` bound: a copy of it that takes them as defaults.
+
+    ``functools.partial`` with keywords builds a dictionary on every call: 0.27 µs a
+    call, against 0.09 for the copy (measured on NumPy), and a NumPy loss calls two
+    to four primitives. The copy runs ``function``'s own code, so tracebacks name it.
+    """
+    bound = types.FunctionType(
+        function.__code__,
+        function.__globals__,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
+    bound.__kwdefaults__ = {**(function.__kwdefaults__ or {}), **options}
+    bound.__qualname__ = function.__qualname__
+    bound.__doc__ = function.__doc__
+    bound.__module__ = function.__module__
+    return bound
