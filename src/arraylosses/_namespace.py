@@ -176,35 +176,52 @@ def _resolve(array: object, name: str) -> Backend:
         msg = f"{name} is a {describe_type(array)}, which is not an array API array"
         raise TypeError(msg) from error
 
-    primitives: dict[str, Primitive] = {
-        "sigmoid": _bind(_functional.sigmoid, xp=xp),
-        "relu": _bind(_functional.relu, xp=xp),
-        "square": xp.square,
-        "add_scalar": _functional.add_scalar,
-        "subtract_product": _functional.subtract_product,
-        "mean": xp.mean,
-        "sum": xp.sum,
-        "where": xp.where,
-        "keep": _bind(_functional.keep_where, xp=xp),
-        "logistic": _bind(_functional.logistic, xp=xp),
-        "count": _bind(_functional.count_by_sum, xp=xp),
-        "divide": _functional.divide,
-    }
     fused: dict[str, Primitive] = {}
     tracks_devices = True
-    if array_api_compat.is_numpy_namespace(xp):
+    primitives: dict[str, Primitive]
+    # torch.compile traces this function on a first compiled call, and can't trace
+    # the copy of a function that _bind makes: PyTorch's branch needs none
+    if array_api_compat.is_torch_namespace(xp):
+        library = "torch"
+        # the array is a tensor, so torch is imported. _torch imports torch: only
+        # from here
+        torch = sys.modules["torch"]
+        from . import _torch  # noqa: PLC0415
+
+        # torch's own functions, not array-api-compat's wrappers of them: they
+        # have the same semantics for these calls and no Python layer on top
+        primitives = {
+            "sigmoid": torch.sigmoid,
+            "sigmoid_of_negative": _torch.sigmoid_of_negative,
+            # in place on the loss's own temporary, which autograd allows: relu
+            # saves its output, not its input
+            "relu": torch.relu_,
+            "square": _torch.square,
+            "add_scalar": _torch.add_scalar,
+            "subtract_product": _torch.subtract_product,
+            "mean": _torch.mean,
+            "sum": torch.sum,
+            "where": torch.where,
+            "keep": _torch.keep,
+            "logistic": _torch.logistic,
+            "count": _torch.count,
+            "masked_total": _torch.masked_total,
+            "divide": _torch.divide,
+        }
+        fused = {"logistic": _torch.logistic_reduced}
+        if _torch.MSE_LOSS is not None:
+            fused["regression"] = _torch.regression_reduced
+    elif array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
         tracks_devices = False
         # NumPy's own functions, not the wrapper's: zeros, clip and count_nonzero
         # take microseconds more through it
         numpy = sys.modules["numpy"]
-        primitives.update(
-            _ufunc_primitives(
-                numpy,
-                # the ufunc's own reduction: np.sum adds a microsecond of Python
-                sum_all=_bind(_functional.sum_by_reduce, add=numpy.add),
-                quiet_overflow=partial(numpy.errstate, over="ignore"),
-            )
+        primitives = _standard_primitives(xp) | _ufunc_primitives(
+            numpy,
+            # the ufunc's own reduction: np.sum adds a microsecond of Python
+            sum_all=_bind(_functional.sum_by_reduce, add=numpy.add),
+            quiet_overflow=partial(numpy.errstate, over="ignore"),
         )
         # large NumPy buffers come from fresh pages (CuPy's come from its memory pool)
         primitives["relu"] = _bind(_functional.relu_in_place_by_rows, xp=numpy)
@@ -222,48 +239,18 @@ def _resolve(array: object, name: str) -> Backend:
     elif array_api_compat.is_dask_namespace(xp):
         library = "dask"
         tracks_devices = False
-    elif array_api_compat.is_torch_namespace(xp):
-        library = "torch"
-        # the array is a tensor, so torch is imported; torch.compile traces this
-        # lookup on a first compiled call. _torch imports torch: only from here
-        torch = sys.modules["torch"]
-        from . import _torch  # noqa: PLC0415
-
-        # torch's own functions, not array-api-compat's wrappers of them: they
-        # have the same semantics for these calls and no Python layer on top
-        primitives.update(
-            sigmoid=torch.sigmoid,
-            sigmoid_of_negative=_torch.sigmoid_of_negative,
-            # in place on the loss's own temporary, which autograd allows: relu
-            # saves its output, not its input
-            relu=torch.relu_,
-            square=_torch.square,
-            add_scalar=_torch.add_scalar,
-            subtract_product=_torch.subtract_product,
-            mean=_torch.mean,
-            sum=torch.sum,
-            where=torch.where,
-            keep=_torch.keep,
-            logistic=_torch.logistic,
-            count=_torch.count,
-            masked_total=_torch.masked_total,
-            divide=_torch.divide,
-        )
-        fused = {"logistic": _torch.logistic_reduced}
-        if _torch.MSE_LOSS is not None:
-            fused["regression"] = _torch.regression_reduced
+        primitives = _standard_primitives(xp)
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")
+        primitives = _standard_primitives(xp)
         primitives.update(sigmoid=jax_nn.sigmoid, relu=jax_nn.relu)
     elif array_api_compat.is_cupy_namespace(xp):
         library = "cupy"
         cupy = sys.modules["cupy"]
         # CuPy never warns of an overflow
-        primitives.update(
-            _ufunc_primitives(
-                cupy, sum_all=cupy.sum, quiet_overflow=contextlib.nullcontext
-            )
+        primitives = _standard_primitives(xp) | _ufunc_primitives(
+            cupy, sum_all=cupy.sum, quiet_overflow=contextlib.nullcontext
         )
         expit = importlib.import_module("cupyx.scipy.special").expit
         # one fused kernel each beats the four passes of the NumPy forms on a GPU
@@ -273,6 +260,7 @@ def _resolve(array: object, name: str) -> Backend:
         )
     else:
         library = getattr(xp, "__name__", describe_type(array))
+        primitives = _standard_primitives(xp)
 
     sigmoid_of_negative = primitives.get("sigmoid_of_negative") or _bind(
         _functional.sigmoid_of_negative, sigmoid=primitives["sigmoid"]
@@ -303,6 +291,24 @@ def _resolve(array: object, name: str) -> Backend:
         fused=fused,
         tracks_devices=tracks_devices,
     )
+
+
+def _standard_primitives(xp: Namespace) -> dict[str, Primitive]:
+    """The standard-only primitives of :mod:`._functional`, for namespace ``xp``."""
+    return {
+        "sigmoid": _bind(_functional.sigmoid, xp=xp),
+        "relu": _bind(_functional.relu, xp=xp),
+        "square": xp.square,
+        "add_scalar": _functional.add_scalar,
+        "subtract_product": _functional.subtract_product,
+        "mean": xp.mean,
+        "sum": xp.sum,
+        "where": xp.where,
+        "keep": _bind(_functional.keep_where, xp=xp),
+        "logistic": _bind(_functional.logistic, xp=xp),
+        "count": _bind(_functional.count_by_sum, xp=xp),
+        "divide": _functional.divide,
+    }
 
 
 def _ufunc_primitives(
