@@ -7,12 +7,15 @@ import math
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function
 from support import (
     ATOL,
+    CASE_IDS,
+    CASES,
     RTOL,
     asarray,
     backend_of,
@@ -292,6 +295,59 @@ def test_torch_logistic_in_place_stays_close_for_fractional_observations(reducti
     )
 
 
+def test_torch_logistic_takes_observations_that_carry_gradients():
+    # from 2**17 elements PyTorch's logistic loss runs in place where nothing carries
+    # gradients; observations that do take ATen's loss. expected: the gradients of
+    # Spotlight's expression (spotlight/losses.py) in PyTorch, to the bit
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(3)
+    logit = torch.randn(2**17, generator=generator)
+    observed = torch.rand(2**17, generator=generator).requires_grad_()
+    expected_observed = observed.detach().clone().requires_grad_()
+    actual = logistic_loss(observed, logit)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        logit, torch.clamp(expected_observed, 0, 1)
+    )
+    assert torch.equal(actual.detach(), expected.detach())
+    actual.backward()
+    expected.backward()
+    assert torch.equal(observed.grad, expected_observed.grad)
+
+
+@pytest.mark.parametrize("size", [6, 2**17])
+def test_torch_losses_map_over_a_batch_axis_with_torch_func_vmap(size):
+    # torch.func.vmap has no batching rule for ATen's out= calls, which PyTorch's
+    # Poisson loss and large logistic loss write in place. expected: the loss of each
+    # row on its own (the same code, unbatched); vmap's own batched cross-entropy may
+    # round the logistic mean differently, by an ulp
+    torch = pytest.importorskip("torch")
+    vmap = pytest.importorskip("torch.func").vmap
+    generator = torch.Generator().manual_seed(size)
+    first = torch.rand(3, size, generator=generator) + 0.1
+    second = torch.rand(3, size, generator=generator) + 0.1
+    for loss in (pointwise_loss, bpr_loss, hinge_loss, *EXPLICIT):
+        mapped = vmap(loss)(first, second)
+        rows = torch.stack([loss(a, b) for a, b in zip(first, second, strict=True)])
+        torch.testing.assert_close(mapped, rows, rtol=1e-6, atol=0)
+
+
+def test_torch_mask_counts_sized_by_the_loss_not_the_mask(monkeypatch):
+    # a bool mask smaller than the loss counts its Trues, then scales the count by the
+    # broadcast; the count's integer type must hold the loss's size. The int32 limit
+    # is lowered here so that a loss of 40 elements crosses it. expected: int64
+    torch = pytest.importorskip("torch")
+    from arraylosses import _torch
+
+    monkeypatch.setattr(_torch, "_INT32_MAX", 10)
+    loss = torch.rand(8, 5)
+    mask = torch.tensor([True, False, True, True, True])
+    total, count = _torch.masked_total(loss.clone(), mask)
+    assert count.dtype == torch.int64
+    assert int(count) == 4
+    # expected: the masked sum by hand
+    torch.testing.assert_close(total, loss[:, mask].sum(), rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
 def test_torch_mean_has_the_bits_of_torch_mean(dtype_name):
     # on a CPU the package divides a sum by a cached count tensor, where torch.mean
@@ -379,6 +435,63 @@ def test_numpy_scalars_mix_with_numpy_arrays():
     expected = ref_reduce(ref_bpr(np.asarray([0.5, 1.0]), np.asarray(0.25)))
     np.testing.assert_allclose(
         bpr_loss(positive, np.float32(0.25)), expected, rtol=1e-6
+    )
+
+
+def test_numpy_float64_scalars_are_0d_arrays_as_float32_ones_are():
+    # NumPy's float64 scalar is a Python float too; both are 0-d NumPy arrays here.
+    # expected: Spotlight's formula in float64 (support.ref_hinge), 0.5 - 1 + 1
+    for scalar in (np.float32, np.float64):
+        result = hinge_loss(scalar(1.0), scalar(0.5))
+        assert result.dtype == np.dtype(scalar)
+        np.testing.assert_allclose(result, ref_hinge(1.0, 0.5), rtol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["masked array", "matrix"])
+def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
+    # a masked array's mask would be ignored, a matrix's * is a matrix product
+    plain = np.asarray([[0.5, 1.0]], dtype=np.float32)
+    if kind == "masked array":
+        odd = np.ma.array(plain, mask=[[False, True]])
+    else:
+        with warnings.catch_warnings():  # NumPy means to deprecate the matrix
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            odd = np.asmatrix(plain)
+    pattern = r"is a numpy\.(MaskedArray|matrix), which arraylosses can't take"
+    with pytest.raises(TypeError, match=rf"positive_predictions {pattern}"):
+        bpr_loss(odd, plain)
+    with pytest.raises(TypeError, match=rf"negative_predictions {pattern}"):
+        bpr_loss(plain, odd)
+    with pytest.raises(TypeError, match=rf"mask {pattern}"):
+        bpr_loss(plain, plain, odd)
+
+
+def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
+    # ml_dtypes' bfloat16 (JAX's) lives in NumPy arrays, but np.isdtype refuses it
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    odd = np.asarray([0.5, 1.0], dtype=ml_dtypes.bfloat16)
+    plain = np.asarray([0.5, 1.0], dtype=np.float32)
+    with pytest.raises(TypeError, match=r"positive_predictions must have a real"):
+        bpr_loss(odd, plain)
+    with pytest.raises(TypeError, match=r"observed_ratings must have a bool, integer"):
+        regression_loss(odd, plain)
+    with pytest.raises(TypeError, match=r"mask must have a bool, integer"):
+        bpr_loss(plain, plain, odd)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_numpy_long_double_is_computed_in_its_own_dtype(case):
+    # the sigmoid's cap on its exponent is the log of the dtype's largest value, which
+    # a Python float can't hold for a long double. expected: Spotlight's formula in
+    # float64 (support.CASES), to float64's tolerance: a long double is no less precise
+    first, second = _arguments(case.loss, np, np.float64)
+    expected = ref_reduce(case.reference(first, second, **case.kwargs))
+    result = case.loss(
+        first.astype(np.longdouble), second.astype(np.longdouble), **case.kwargs
+    )
+    assert result.dtype == np.longdouble
+    np.testing.assert_allclose(
+        result.astype(np.float64), expected, rtol=RTOL["float64"], atol=ATOL["float64"]
     )
 
 

@@ -449,6 +449,13 @@ class _HingeTests(_ImplicitLossContract):
             (math.inf, ValueError, "margin must be finite"),
             (-math.inf, ValueError, "margin must be finite"),
             (math.nan, ValueError, "margin must be finite"),
+            # an int no float holds: its first 40 characters, not an OverflowError
+            pytest.param(
+                -(10**400),
+                ValueError,
+                r"margin must be finite, got -1000+\.\.\.",
+                id="int-beyond-float",
+            ),
         ],
     )
     def test_refuses_bad_margin(

@@ -361,7 +361,9 @@ def _sigmoid_constants(dtype: Any, *, xp: Namespace) -> tuple[Array, Array]:
     # by library too: NumPy and CuPy share their dtype objects, not their arrays
     constants = _SIGMOID_CONSTANTS.get((xp, dtype))
     if constants is None:
-        limit = math.floor(math.log(float(xp.finfo(dtype).max)))
+        # the log taken in dtype: a long double's largest value overflows a float
+        largest = xp.asarray(xp.finfo(dtype).max, dtype=dtype)
+        limit = math.floor(float(xp.log(largest)))
         constants = (xp.asarray(limit, dtype=dtype), xp.asarray(1, dtype=dtype))
         _SIGMOID_CONSTANTS[xp, dtype] = constants
     return constants

@@ -112,17 +112,20 @@ class Backend:
         """Classify ``dtype`` as 'bool', 'integral', 'real floating' or 'other'."""
         kind = self._kinds.get(dtype)
         if kind is None:
-            xp = self.xp
-            kind = next(
-                (
-                    k
-                    for k in ("bool", "integral", "real floating")
-                    if xp.isdtype(dtype, k)
-                ),
-                "other",
-            )
+            kind = self._classify(dtype)
             self._kinds[dtype] = kind
         return kind
+
+    def _classify(self, dtype: Dtype) -> str:
+        for kind in ("bool", "integral", "real floating"):
+            try:
+                if self.xp.isdtype(dtype, kind):
+                    return kind
+            except (
+                TypeError
+            ):  # a dtype the library doesn't know, as ml_dtypes' in NumPy
+                return "other"
+        return "other"
 
     def compute_dtype(self, dtype: Dtype) -> Dtype | None:
         """The dtype math on ``dtype`` runs in, or None if it is not real floating."""
@@ -164,7 +167,8 @@ def describe_type(array: object) -> str:
 
 
 def _resolve(array: object, name: str) -> Backend:
-    if isinstance(array, bool | int | float | complex) or not hasattr(array, "shape"):
+    # Python's scalars have no shape; NumPy's (float64's a float too) are 0-d arrays
+    if not hasattr(array, "shape"):
         msg = (
             f"{name} must be an array of an array API library (NumPy, CuPy, PyTorch, "
             f"JAX, Dask, array-api-strict, ...), got {describe_type(array)}"
@@ -217,6 +221,14 @@ def _resolve(array: object, name: str) -> Backend:
         # NumPy's own functions, not the wrapper's: zeros, clip and count_nonzero
         # take microseconds more through it
         numpy = sys.modules["numpy"]
+        # subclasses whose operators or values the array API doesn't describe: a
+        # masked array's mask would be ignored, a matrix's * is a matrix product
+        if isinstance(array, numpy.ma.MaskedArray | numpy.matrix):
+            msg = (
+                f"{name} is a {describe_type(array)}, which arraylosses can't take: "
+                "pass a plain NumPy array (a masked array's mask goes in mask=)"
+            )
+            raise TypeError(msg)
         primitives = _standard_primitives(xp) | _ufunc_primitives(
             numpy,
             # the ufunc's own reduction: np.sum adds a microsecond of Python

@@ -124,7 +124,12 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     # torch.compile takes out= into a tensor of its graph: no is_compiling() here
     if x.requires_grad or y.requires_grad or z.requires_grad:
         return torch.addcmul(x, y, z, value=-1)
-    return torch.addcmul(x, y, z, value=-1, out=z)
+    try:
+        return torch.addcmul(x, y, z, value=-1, out=z)
+    except RuntimeError:
+        # torch.func.vmap has no batching rule for out= (checked before any write);
+        # any other error comes back from the plain call
+        return torch.addcmul(x, y, z, value=-1)
 
 
 def divide(x: Array, y: Array) -> Array:
@@ -144,10 +149,12 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     # int bounds: torch takes an int as a bound faster than a float, to the same result
     positive = torch.clamp(observed, 0, 1)
     size = logit.numel()
-    if size >= _IN_PLACE_LOGISTIC_FROM and not logit.requires_grad:
+    if size >= _IN_PLACE_LOGISTIC_FROM and not (
+        logit.requires_grad or positive.requires_grad
+    ):
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
-        loss = torch.addcmul(logit, logit, positive, value=-1, out=positive)
+        loss = subtract_product(logit, logit, positive)
         loss = loss.sub_(torch.nn.functional.logsigmoid(logit))
         if reduction == "none":
             return loss
@@ -201,7 +208,9 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
     ones = mask.to(bits)
     loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
-    count_dtype = torch.int32 if ones.numel() <= _INT32_MAX else torch.int64
+    # sized by the loss, not the mask: a mask that broadcasts has its count scaled up
+    # to the loss's size afterwards (_reduction), which must not wrap around
+    count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
     return torch.sum(loss), torch.sum(ones, dtype=count_dtype).clamp_min_(1)
 
 

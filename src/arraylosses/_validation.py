@@ -14,6 +14,8 @@ from typing import Any
 Shape = tuple[Any, ...]
 
 REDUCTIONS = ("mean", "sum", "none")
+# the characters of a margin an error message shows: an int can have thousands
+_SHOWN_DIGITS = 40
 
 __all__ = [
     "REDUCTIONS",
@@ -45,10 +47,16 @@ def as_margin(margin: object) -> float:
     if isinstance(margin, bool) or not isinstance(margin, Real):
         msg = f"margin must be a real number, got {type(margin).__name__} {margin!r}"
         raise TypeError(msg)
-    if not math.isfinite(margin):
-        msg = f"margin must be finite, got {margin!r}"
+    try:
+        value = float(margin)
+    except OverflowError:  # an int or Fraction beyond any float
+        value = math.inf
+    if not math.isfinite(value):
+        shown = repr(margin)
+        shown = shown if len(shown) <= _SHOWN_DIGITS else f"{shown[:_SHOWN_DIGITS]}..."
+        msg = f"margin must be finite, got {shown}"
         raise ValueError(msg)
-    return float(margin)
+    return value
 
 
 def format_shape(shape: Shape) -> str:
