@@ -325,10 +325,29 @@ def test_torch_losses_map_over_a_batch_axis_with_torch_func_vmap(size):
     generator = torch.Generator().manual_seed(size)
     first = torch.rand(3, size, generator=generator) + 0.1
     second = torch.rand(3, size, generator=generator) + 0.1
+    grad = pytest.importorskip("torch.func").grad
     for loss in (pointwise_loss, bpr_loss, hinge_loss, *EXPLICIT):
         mapped = vmap(loss)(first, second)
         rows = torch.stack([loss(a, b) for a, b in zip(first, second, strict=True)])
         torch.testing.assert_close(mapped, rows, rtol=1e-6, atol=0)
+        # and its gradients, against autograd's of each row, to float32's rounding of
+        # gradients of the size of 1 / size (the mean's), which vmap's batched
+        # kernels round in an order of their own
+        mapped = vmap(grad(loss, argnums=1))(first, second)
+        rows = torch.stack(
+            [
+                _autograd_of_second(loss, a, b)
+                for a, b in zip(first, second, strict=True)
+            ]
+        )
+        torch.testing.assert_close(mapped, rows, rtol=1e-6, atol=1e-6 / size)
+
+
+def _autograd_of_second(loss, first, second):
+    import torch
+
+    second = second.clone().requires_grad_()
+    return torch.autograd.grad(loss(first, second), second)[0]
 
 
 def test_torch_mask_counts_sized_by_the_loss_not_the_mask(monkeypatch):
