@@ -353,26 +353,39 @@ class TestDaskLaziness:
             if reduction == "none":
                 assert result.chunks == first_d.chunks
 
-    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+    @pytest.mark.parametrize(
+        "weights", ["none", "floats", "bools", "all-false"], ids=lambda w: w
+    )
     @pytest.mark.parametrize("reduction", ["mean", "sum"])
-    def test_unknown_chunk_sizes(self, xp, reduction, masked):
+    @pytest.mark.parametrize("kept", ["some", "none"], ids=["some-kept", "none-kept"])
+    def test_unknown_chunk_sizes(self, xp, reduction, weights, kept):
         # boolean selection leaves Dask arrays whose length is unknown (NaN) until
-        # computed; the checks must take such a dimension as fitting, not refuse it
+        # computed; the checks must take such a dimension as fitting, not refuse it,
+        # and a mean over a selection that turns out empty, or under a mask that is
+        # all False, is 0 as for arrays of known size
         _skip_unless(xp, "dask", "dask laziness")
         import dask.array as da
 
         rng = np.random.default_rng(37)
-        p, n, w = rng.normal(size=12), rng.normal(size=12), rng.uniform(0.5, 2.0, 12)
-        keep = p > -0.5
+        p, n = rng.normal(size=12), rng.normal(size=12)
+        w = {
+            "none": None,
+            "floats": rng.uniform(0.5, 2.0, 12),
+            "bools": rng.uniform(size=12) > 0.3,
+            "all-false": np.zeros(12, dtype=bool),
+        }[weights]
+        keep = p > -0.5 if kept == "some" else p > 100.0
         select = xp.asarray(da.from_array(keep, chunks=4))
-        p_d, n_d, w_d = (
-            xp.asarray(da.from_array(a, chunks=4))[select] for a in (p, n, w)
-        )
+        p_d, n_d = (xp.asarray(da.from_array(a, chunks=4))[select] for a in (p, n))
+        w_d = None if w is None else xp.asarray(da.from_array(w, chunks=4))[select]
         assert np.isnan(p_d.shape[0])
         with support.computing_nothing():
-            result = al.bpr_loss(p_d, n_d, w_d if masked else None, reduction=reduction)
-        # expected: Spotlight's formula in float64 (support.ref_bpr) on the kept elements
+            result = al.bpr_loss(p_d, n_d, w_d, reduction=reduction)
+        # expected: Spotlight's formula in float64 (support.ref_bpr) on the kept
+        # elements, with support.ref_reduce's 0 for no weight or no element
         expected = support.ref_reduce(
-            support.ref_bpr(p[keep], n[keep]), w[keep] if masked else None, reduction
+            support.ref_bpr(p[keep], n[keep]),
+            None if w is None else w[keep],
+            reduction,
         )
         support.assert_close(result, expected, xp=xp, like=p_d)

@@ -1492,6 +1492,35 @@ class TestTransforms:
                     atol=FD_ATOL,
                 )
 
+    @pytest.mark.parametrize("case", ["all-false-mask", "empty-selection"])
+    @pytest.mark.parametrize("loss", [BPR, REGRESSION], ids=["bpr", "regression"])
+    def test_dask_unknown_sizes_with_nothing_to_average(
+        self, xp: ModuleType, loss: Loss, case: str
+    ) -> None:
+        # a mean under a mask of unknown length that is all False, or over a selection
+        # that turns out empty, is 0 with gradients of 0 (DESIGN.md: not NaN), as for
+        # arrays of known size. expected: 0 everywhere, by that rule
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask.array as da
+
+        rng = np.random.default_rng(19)
+        first, second = draw(loss, rng, (12,), (12,), {})
+        keep = np.ones(12, dtype=bool) if case == "all-false-mask" else second > 1e9
+        select = xp.asarray(da.from_array(keep, chunks=4))
+        first_d, second_d = (
+            xp.asarray(da.from_array(a, chunks=4))[select] for a in (first, second)
+        )
+        mask_d = second_d > 1e9 if case == "all-false-mask" else None
+        assert math.isnan(second_d.shape[0])
+        with support.computing_nothing():
+            value, gradients = split(
+                loss, value_and_grad(getattr(al, loss.name))(first_d, second_d, mask_d)
+            )
+        support.assert_close(value, 0.0, xp=xp, like=second_d)
+        for gradient in gradients:
+            computed = support.to_numpy(gradient)
+            np.testing.assert_array_equal(computed, np.zeros(int(keep.sum())))
+
     @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
     @pytest.mark.parametrize("reduction", ["mean", "sum"])
     @pytest.mark.parametrize("loss", [BPR, REGRESSION], ids=["bpr", "regression"])

@@ -11,6 +11,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from ._validation import known_size
+
 Array = Any
 Namespace = Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "logistic_in_four_buffers",
     "masked_total",
     "masked_total_by_bits",
+    "mean_of_any_size",
     "mean_of_sum",
     "positive_class",
     "relu",
@@ -348,6 +351,15 @@ def masked_total_by_bits(
 def sum_by_reduce(x: Array, /, *, add: Any) -> Array:
     """Sum over every axis by the ufunc ``add``'s own reduction."""
     return add.reduce(x, axis=None)
+
+
+def mean_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
+    """Mean over every axis, for arrays whose size may be unknown until computed
+    (Dask's, after a boolean selection): there, the sum over the count of elements,
+    at least 1, so that an array that turns out empty has the mean 0."""
+    if known_size(x.shape) is not None:
+        return xp.mean(x)
+    return xp.sum(x) / xp.maximum(xp.sum(xp.ones_like(x)), 1.0)
 
 
 def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:

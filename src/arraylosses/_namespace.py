@@ -252,6 +252,8 @@ def _resolve(array: object, name: str) -> Backend:
         library = "dask"
         tracks_devices = False
         primitives = _standard_primitives(xp)
+        # a boolean selection leaves a size unknown, perhaps 0, until computed
+        primitives["mean"] = _bind(_functional.mean_of_any_size, xp=xp)
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")

@@ -64,8 +64,13 @@ def reduce_with_derivatives(
         return backend.sum(loss), derivatives
     if weights is None:
         size = known_size(loss.shape)
-        # the mean's own divisor: a Dask array of unknown size counts its elements
-        divisor = backend.sum(backend.xp.ones_like(loss)) if size is None else size
+        # the mean's own divisor: a Dask array of unknown size counts its elements,
+        # at least 1 (it may turn out empty)
+        divisor = (
+            backend.xp.maximum(backend.sum(backend.xp.ones_like(loss)), 1.0)
+            if size is None
+            else size
+        )
         return backend.mean(loss), [d / divisor for d in derivatives]
     divisor = _mean_divisor(weights, loss, backend=backend)
     return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
@@ -98,6 +103,10 @@ def _count_at_broadcast_shape(
     full, own = known_size(loss.shape), known_size(weights.shape)
     if full is None or own is None:
         zeros = backend.xp.zeros_like(loss)
-        return backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
+        recount = backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
+        # a bool mask's count is at least 1, as backend.count gives it (weights
+        # summing to 0 are _mean_divisor's to replace)
+        is_mask = weights.dtype == backend.xp.bool
+        return backend.xp.maximum(recount, 1.0) if is_mask else recount
     # each element of the weights is repeated full / own times by the broadcast
     return count * (full // own) if own else count
