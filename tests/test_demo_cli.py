@@ -286,7 +286,9 @@ class TestBadArguments:
                 ["argument --l2", "must be at least 0 and finite, got -1"],
             ),
             (["--l2", "nan"], ["argument --l2", "must be at least 0"]),
-            (["--seed", "abc"], ["argument --seed", "invalid int value"]),
+            (["--seed", "abc"], ["argument --seed", "expected an integer, got 'abc'"]),
+            # NumPy's generators take no negative seed
+            (["--seed", "-1"], ["argument --seed", "must be at least 0"]),
             (["--unknown-option"], ["unrecognized arguments: --unknown-option"]),
         ],
     )
@@ -327,6 +329,29 @@ class TestBadArguments:
         missing = tmp_path / "missing.csv"
         err = expect_usage_error(["demo", "--data", str(missing)], capsys)
         assert f"--data: {missing}: no such file" in err
+
+    def test_data_that_is_a_folder(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        folder = tmp_path / "folder.csv"
+        folder.mkdir()
+        err = expect_usage_error(["demo", "--data", str(folder)], capsys)
+        assert f"--data: {folder}: not a file" in err
+
+    def test_data_not_utf8(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = tmp_path / "latin1.csv"
+        path.write_bytes("user,item\n1,caf\xe9\n".encode("latin-1"))
+        err = expect_usage_error(["demo", "--data", str(path)], capsys)
+        assert f"--data: {path}: not UTF-8 text" in err
+
+    def test_errors_after_parsing_show_the_demos_usage(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        err = expect_usage_error(["demo", "--data", str(tmp_path / "a.csv")], capsys)
+        assert "usage: python -m arraylosses demo" in err
+        assert "python -m arraylosses demo: error: --data" in err
 
     def test_data_unknown_suffix(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]

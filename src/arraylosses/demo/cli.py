@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return _demo(arguments, parser)
+    # the demo's own parser, so that its errors show the demo's usage
+    return _demo(arguments, arguments.command_parser)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
             "array API, and print each model's test metrics beside baselines."
         ),
     )
+    demo.set_defaults(command_parser=demo)
     demo.add_argument(
         "--backend",
         choices=sorted(BACKEND_MODULES),
@@ -84,14 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--explicit",
         action="store_true",
-        help="also train the explicit losses on the ratings",
+        help="also train the explicit losses on the ratings (--losses overrides)",
     )
     demo.add_argument(
         "--data",
         type=Path,
         metavar="PATH",
         help=(
-            "CSV or Parquet file of interactions with columns user, item and "
+            "CSV, TSV or Parquet file of interactions with columns user, item and "
             "optionally rating (default: a synthetic dataset)"
         ),
     )
@@ -114,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         default=5,
         help="negatives per positive for the adaptive hinge (default: 5)",
     )
-    demo.add_argument("--seed", type=int, default=0, help="default: 0")
+    demo.add_argument("--seed", type=_non_negative(int), default=0, help="default: 0")
     demo.add_argument(
         "--plot",
         type=Path,

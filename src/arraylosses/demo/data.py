@@ -322,12 +322,16 @@ def load(path: str | os.PathLike[str]) -> Interactions:
         msg = f"{path}: unknown file type {suffix!r}; expected one of {_SUFFIXES}"
         raise ValueError(msg)
     if not path.is_file():
-        msg = f"{path}: no such file"
+        msg = f"{path}: {'not a file' if path.exists() else 'no such file'}"
         raise FileNotFoundError(msg)
     if suffix == ".parquet":
         raw_users, raw_items, ratings = _read_parquet(path)
     else:
-        raw_users, raw_items, ratings = _read_csv(path, _CSV_DELIMITERS[suffix])
+        try:
+            raw_users, raw_items, ratings = _read_csv(path, _CSV_DELIMITERS[suffix])
+        except UnicodeDecodeError as error:
+            msg = f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+            raise ValueError(msg) from error
     user_ids, users = np.unique(raw_users, return_inverse=True)
     item_ids, items = np.unique(raw_items, return_inverse=True)
     return Interactions(
