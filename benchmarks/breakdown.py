@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where the time goes in the cells that miss their target: a profile, step by step.
+"""Where the time goes in cells that miss their target or sit near it: a profile, step by step.
 
 ``nox -s bench`` runs it after ``run.py`` (without arguments after ``--``); or::
 

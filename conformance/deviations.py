@@ -70,7 +70,7 @@ class _Deviation:
             mask=fields.pop("mask", "-"),
             reduction="mean",
             kind=self.kind,
-            reference_name="the contract (DESIGN.md sections 1 and 2)",
+            reference_name="the contract (the migration and backends guides)",
             tol=self.tol,
             **fields,
         )

@@ -224,8 +224,8 @@ def print_report(
     deviations = [r for r in rows if r.kind in {"deviation", "contract"}]
     if deviations:
         out.write(
-            "\n== Deliberate deviations from Spotlight (DESIGN.md section 1), "
-            "and the float16 promise (section 2) ==\n"
+            "\n== Deliberate deviations from Spotlight (the migration guide), "
+            "and the float16 promise (the backends guide) ==\n"
             "Spotlight: its own code path (references.spotlight_literal) or, where "
             "marked, a naive transcription; contract: the formula as the contract "
             "states it; one column per backend (ours must match the contract, and "
