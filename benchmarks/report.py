@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 from typing import Any
+
+_HERE = Path(__file__).resolve().parent
 
 TITLES = {
     "numpy": "NumPy",
@@ -427,3 +430,24 @@ def plot(results: dict[str, Any], path: Path) -> None:
     figure.suptitle(title)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def git_commit() -> str | None:
+    """The short hash of the checkout's HEAD, marked where ``src/`` has changes
+    of its own; None outside a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(_HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(_HERE.parent), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head} (src/ modified)" if dirty else head

@@ -275,7 +275,7 @@ def _environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "versions": versions,
         "arraylosses_path": None if spec is None else spec.origin,
-        "commit": _git_commit(),
+        "commit": report.git_commit(),
     }
 
 
@@ -287,25 +287,6 @@ def _processor() -> str:
     except OSError:
         pass
     return platform.processor()
-
-
-def _git_commit() -> str | None:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{head} (src/ modified)" if dirty else head
 
 
 def _load_average() -> list[float] | None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import git_commit
 
 import arraylosses
 
@@ -179,7 +180,8 @@ def report(results: list[dict[str, Any]], setup: dict[str, Any]) -> str:
         "# Out of core on a local Dask cluster",
         "",
         (
-            f"- Run: {setup['when']}, arraylosses {setup['version']}, dask "
+            f"- Run: {setup['when']}, commit {setup['commit'] or 'unknown'}, "
+            f"arraylosses {setup['version']}, dask "
             f"{setup['dask']}, distributed {setup['distributed']}, NumPy {setup['numpy']}"
         ),
         f"- Machine: {setup['machine']}, {setup['cpus']} CPUs, Python {setup['python']}",
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "commit": git_commit(),
         "version": arraylosses.__version__,
         "dask": dask.__version__,
         "distributed": distributed.__version__,
