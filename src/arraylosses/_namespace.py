@@ -121,9 +121,8 @@ class Backend:
             try:
                 if self.xp.isdtype(dtype, kind):
                     return kind
-            except (
-                TypeError
-            ):  # a dtype the library doesn't know, as ml_dtypes' in NumPy
+            except TypeError:
+                # a dtype the library doesn't know, as ml_dtypes' bfloat16 in NumPy
                 return "other"
         return "other"
 
