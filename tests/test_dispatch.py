@@ -321,11 +321,11 @@ def test_torch_losses_map_over_a_batch_axis_with_torch_func_vmap(size):
     # row on its own (the same code, unbatched); vmap's own batched cross-entropy may
     # round the logistic mean differently, by an ulp
     torch = pytest.importorskip("torch")
-    vmap = pytest.importorskip("torch.func").vmap
+    func = pytest.importorskip("torch.func")
+    vmap, grad = func.vmap, func.grad
     generator = torch.Generator().manual_seed(size)
     first = torch.rand(3, size, generator=generator) + 0.1
     second = torch.rand(3, size, generator=generator) + 0.1
-    grad = pytest.importorskip("torch.func").grad
     for loss in (pointwise_loss, bpr_loss, hinge_loss, *EXPLICIT):
         mapped = vmap(loss)(first, second)
         rows = torch.stack([loss(a, b) for a, b in zip(first, second, strict=True)])
