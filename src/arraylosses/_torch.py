@@ -121,8 +121,9 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     the expression's own two roundings. The gradients are the expression's, to the
     bit.
     """
-    # torch.compile takes out= into a tensor of its graph: no is_compiling() here
-    if x.requires_grad or y.requires_grad or z.requires_grad:
+    # compiled, a graph fuses the product anyway, and out= fails while Dynamo traces a
+    # torch.func transform (which also hides requires_grad from it)
+    if is_compiling() or x.requires_grad or y.requires_grad or z.requires_grad:
         return torch.addcmul(x, y, z, value=-1)
     try:
         return torch.addcmul(x, y, z, value=-1, out=z)
@@ -150,7 +151,7 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     positive = torch.clamp(observed, 0, 1)
     size = logit.numel()
     if size >= _IN_PLACE_LOGISTIC_FROM and not (
-        logit.requires_grad or positive.requires_grad
+        logit.requires_grad or positive.requires_grad or is_compiling()
     ):
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
