@@ -22,6 +22,7 @@ __all__ = [
     "count_as_int",
     "count_by_nonzero",
     "count_by_sum",
+    "count_of_elements",
     "divide",
     "keep_by_bits",
     "keep_where",
@@ -353,13 +354,19 @@ def sum_by_reduce(x: Array, /, *, add: Any) -> Array:
     return add.reduce(x, axis=None)
 
 
+def count_of_elements(x: Array, /, *, xp: Namespace) -> Array:
+    """The number of elements of ``x``, at least 1, counted as an array: the divisor
+    of a mean over an array whose size is unknown until computed (Dask's, after a
+    boolean selection), so that one that turns out empty has the mean 0."""
+    return xp.maximum(xp.sum(xp.ones_like(x)), 1.0)
+
+
 def mean_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
-    """Mean over every axis, for arrays whose size may be unknown until computed
-    (Dask's, after a boolean selection): there, the sum over the count of elements,
-    at least 1, so that an array that turns out empty has the mean 0."""
+    """Mean over every axis, for arrays whose size may be unknown until computed:
+    there, the sum over :func:`count_of_elements`."""
     if known_size(x.shape) is not None:
         return xp.mean(x)
-    return xp.sum(x) / xp.maximum(xp.sum(xp.ones_like(x)), 1.0)
+    return xp.sum(x) / count_of_elements(x, xp=xp)
 
 
 def mean_of_sum(x: Array, /, *, sum_all: Callable[[Array], Array]) -> Array:

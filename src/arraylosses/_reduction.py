@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._functional import count_of_elements
 from ._validation import known_size
 
 if TYPE_CHECKING:
@@ -64,14 +65,11 @@ def reduce_with_derivatives(
         return backend.sum(loss), derivatives
     if weights is None:
         size = known_size(loss.shape)
-        # the mean's own divisor: a Dask array of unknown size counts its elements,
-        # at least 1 (it may turn out empty)
-        divisor = (
-            backend.xp.maximum(backend.sum(backend.xp.ones_like(loss)), 1.0)
-            if size is None
-            else size
-        )
-        return backend.mean(loss), [d / divisor for d in derivatives]
+        if size is not None:
+            return backend.mean(loss), [d / size for d in derivatives]
+        # a Dask array of unknown size: one count of its elements divides all
+        divisor = count_of_elements(loss, xp=backend.xp)
+        return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
     divisor = _mean_divisor(weights, loss, backend=backend)
     return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
 
