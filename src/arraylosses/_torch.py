@@ -113,7 +113,8 @@ def _element_count(size: int, dtype: Any) -> Array:
 
 def subtract_product(x: Array, y: Array, z: Array) -> Array:
     """``x - y·z`` in one kernel, ATen's ``addcmul``, written into ``z`` (a new tensor
-    with the result's shape) where autograd is not watching: it refuses ``out=``.
+    with the result's shape) where neither autograd (which refuses ``out=``) nor
+    ``torch.compile`` is watching.
 
     Where the CPU has a fused multiply-add, the kernel rounds once where the
     expression rounds the product and then the difference: as close as the

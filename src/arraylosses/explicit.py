@@ -113,8 +113,9 @@ def poisson_loss(
     As in Spotlight, a rate of 0 lies outside the loss's domain: it gives inf
     for a positive count and NaN (0 · log 0) for a zero count, and NumPy warns
     of the log(0). A model whose rate can reach 0 (a ReLU output, say) should
-    predict the log-rate instead and pass ``log_input=True``: stable for any
-    ``x``, and the cheapest form.
+    predict the log-rate instead and pass ``log_input=True``: no log of 0,
+    finite wherever the rate :math:`e^x` itself is (up to
+    :math:`x \approx 88.7` in float32), and the cheapest form.
 
     Parameters
     ----------
@@ -194,8 +195,8 @@ def logistic_loss(
     Parameters
     ----------
     observed_ratings : array of shape S
-        Observations, +1 or -1 (1 or 0, or bool, also work): any dtype but
-        complex, converted to the predictions' dtype.
+        Observations, +1 or -1 (1 or 0, or bool, also work): bool, integer or
+        real floating, converted to the predictions' dtype.
     predicted_ratings : array of shape S
         Predicted logits; real floating. The two shapes broadcast as long as the
         result is one of them.
