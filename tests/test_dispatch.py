@@ -365,6 +365,96 @@ def test_torch_func_transforms_of_the_losses_compile(size):
         )
 
 
+# torch.func.jvp's first call scripts PyTorch's own decompositions, which warns
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
+@pytest.mark.parametrize("size", [6, 2**17])
+@pytest.mark.parametrize("weights", ["none", "bool", "float"])
+def test_torch_forward_mode_derivatives_are_reverse_modes(size, weights):
+    # forward mode (torch.func.jvp) marks no tensor as requiring grad, and neither a
+    # bit view of a mask's product nor x.mul_(x) carries its tangent. expected: the
+    # directional derivative from reverse mode, grad · tangent
+    torch = pytest.importorskip("torch")
+    func = pytest.importorskip("torch.func")
+    generator = torch.Generator().manual_seed(size)
+    first = torch.rand(size, generator=generator, dtype=torch.float64) + 0.5
+    second = torch.rand(size, generator=generator, dtype=torch.float64) + 0.5
+    negatives = torch.stack([second, first.flip(0), second + 0.25])
+    tangent = torch.randn(size, generator=generator, dtype=torch.float64)
+    mask = {
+        "none": None,
+        "bool": torch.rand(size, generator=generator) > 0.4,
+        "float": torch.rand(size, generator=generator, dtype=torch.float64),
+    }[weights]
+    for loss in IMPLICIT + EXPLICIT:
+        other = negatives if loss is adaptive_hinge_loss else second
+        for reduction in ("mean", "sum"):
+
+            def of_first(x, loss=loss, other=other, reduction=reduction):
+                return loss(x, other, mask, reduction=reduction)
+
+            _, derivative = func.jvp(of_first, (first,), (tangent,))
+            expected = torch.dot(func.grad(of_first)(first), tangent)
+            torch.testing.assert_close(
+                derivative, expected, rtol=1e-12, atol=0, msg=loss.__name__
+            )
+
+
+@pytest.mark.parametrize("tracing", ["FakeTensorMode", "fake", "symbolic", "aot"])
+def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
+    # a loss traced with fake or functional tensors must neither meet the real 0-d
+    # tensors kept for later calls (the tracer refuses them) nor leave its own in
+    # their place. expected: the traced result is the eager one, and eager calls
+    # after the trace give the same bits as before it
+    torch = pytest.importorskip("torch")
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from arraylosses import _functional, _torch
+
+    generator = torch.Generator().manual_seed(11)
+    first, second = torch.rand(2, 4, 6, generator=generator) + 0.5
+    mask = torch.rand(4, 6, generator=generator) > 0.3
+
+    def masked(loss, **options):
+        return lambda a, b, m: loss(a, b, m, **options)
+
+    def unmasked(loss):  # the fused calls of PyTorch's own losses
+        return lambda a, b, m: loss(a, b)  # noqa: ARG005 - traced with three
+
+    calls = [
+        *(masked(loss) for loss in (pointwise_loss, bpr_loss, *EXPLICIT)),
+        *(masked(loss, reduction="sum") for loss in EXPLICIT),
+        lambda a, b, m: hinge_loss(a, b, m, margin=0.5),
+        lambda a, b, m: adaptive_hinge_loss(a, torch.stack([b, a]), m, margin=0.25),
+        *(unmasked(loss) for loss in (bpr_loss, hinge_loss, *EXPLICIT)),
+    ]
+    _torch._COUNTS.clear()
+    _functional._SCALARS.clear()
+    for call in calls:
+        if tracing == "FakeTensorMode":
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            with FakeTensorMode() as mode:
+                fakes = [mode.from_tensor(t) for t in (first, second, mask)]
+                assert call(*fakes).shape == ()
+            continue
+        if tracing == "aot":
+            from functorch.compile import aot_function, nop
+
+            traced = aot_function(call, fw_compiler=nop)
+        else:
+            traced = make_fx(call, tracing_mode=tracing)(first, second, mask)
+        torch.testing.assert_close(
+            traced(first, second, mask), call(first, second, mask), rtol=1e-6, atol=0
+        )
+    before = [call(first, second, mask) for call in calls]
+    _torch._COUNTS.clear()
+    _functional._SCALARS.clear()
+    for call, expected in zip(calls, before, strict=True):
+        assert torch.equal(call(first, second, mask), expected)
+
+
 def _autograd_of_second(loss, first, second):
     import torch
 

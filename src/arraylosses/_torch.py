@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 from torch.compiler import is_compiling
 
 from ._functional import scalar_array
@@ -60,8 +61,8 @@ def sigmoid_of_negative(x: Array) -> Array:
 
 def square(x: Array) -> Array:
     """``x²``, in place where autograd is not watching: the product needs ``x`` itself
-    for its gradient."""
-    return x.square() if x.requires_grad else x.mul_(x)
+    for its gradient, and forward mode's tangent of ``x.mul_(x)`` is wrong."""
+    return x.square() if _differentiated(x) else x.mul_(x)
 
 
 def add_scalar(x: Array, value: float) -> Array:
@@ -69,10 +70,10 @@ def add_scalar(x: Array, value: float) -> Array:
 
     PyTorch turns a Python float into a new tensor on every call, a microsecond and
     a half on a CPU; a 0-d tensor made once adds in a third less time.
-    ``torch.compile`` and other devices take the float, which a compiled graph
-    holds as a constant.
+    ``torch.compile`` (whose graph holds the float as a constant), tracing modes and
+    other devices take the float.
     """
-    if not x.is_cpu or is_compiling():
+    if not _meets_made_constants(x):
         return x.add_(value)
     # in x's dtype, for a 0-d x: two 0-d tensors of two dtypes promote to the wider one
     return x.add_(scalar_array(value, x.dtype, xp=torch, device="cpu"))
@@ -84,12 +85,38 @@ def mean(x: Array) -> Array:
     On a CPU, ATen's mean is a sum then an in-place division by the element count,
     which it first turns from an int into a tensor of ``x``'s dtype on every call:
     about a microsecond, over a quarter of the mean's time at 256 elements. Here the
-    count's tensor is made once. ``torch.compile`` and other devices take
-    ``torch.mean`` itself.
+    count's tensor is made once. ``torch.compile``, tracing modes and other devices
+    take ``torch.mean`` itself.
     """
-    if not x.is_cpu or is_compiling():
+    if not _meets_made_constants(x):
         return torch.mean(x)
     return torch.sum(x).div_(_element_count(x.numel(), x.dtype))
+
+
+def _meets_made_constants(x: Array) -> bool:
+    """Whether ``x`` may meet the 0-d CPU tensors this module makes once: a plain
+    tensor on the CPU, outside ``torch.compile``.
+
+    A subclass is left out: the FakeTensor, FunctionalTensor and proxy that
+    ``FakeTensorMode``, ``make_fx`` and ``aot_function`` trace with refuse a real
+    tensor beside them, and one made among them must not be kept for later calls.
+    """
+    # is_compiling() first: compiled, the rest is neither needed nor guarded
+    return not is_compiling() and type(x) is torch.Tensor and x.is_cpu
+
+
+def _differentiated(x: Array) -> bool:
+    """Whether autograd may differentiate through ``x``, so that nothing may write
+    into it or view its bits."""
+    return x.requires_grad or _forward_mode()
+
+
+def _forward_mode() -> bool:
+    """Whether forward-mode autograd (``torch.func.jvp``, ``torch.autograd.forward_ad``)
+    may be running: it marks no tensor as requiring grad, and an open dual level is
+    its only sign."""
+    # PyTorch's own module global; were it ever gone, assume a level is open
+    return getattr(forward_ad, "_current_level", 0) >= 0
 
 
 def _element_count(size: int, dtype: Any) -> Array:
@@ -123,8 +150,15 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     bit.
     """
     # compiled, a graph fuses the product anyway, and out= fails while Dynamo traces a
-    # torch.func transform (which also hides requires_grad from it)
-    if is_compiling() or x.requires_grad or y.requires_grad or z.requires_grad:
+    # torch.func transform (which also hides requires_grad from it); forward mode
+    # refuses out= only after writing into z
+    if (
+        is_compiling()
+        or x.requires_grad
+        or y.requires_grad
+        or z.requires_grad
+        or _forward_mode()
+    ):
         return torch.addcmul(x, y, z, value=-1)
     try:
         return torch.addcmul(x, y, z, value=-1, out=z)
@@ -152,7 +186,7 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     positive = torch.clamp(observed, 0, 1)
     size = logit.numel()
     if size >= _IN_PLACE_LOGISTIC_FROM and not (
-        logit.requires_grad or positive.requires_grad or is_compiling()
+        is_compiling() or _differentiated(logit) or _differentiated(positive)
     ):
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
@@ -163,7 +197,7 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
         return mean(loss) if reduction == "mean" else torch.sum(loss)
     # one call, stable for any logit: ATen's binary cross-entropy with logits (without
     # torch.nn.functional's Python layer, which only checks the shapes and the name)
-    if reduction != "mean" or not logit.is_cpu or is_compiling():
+    if reduction != "mean" or not _meets_made_constants(logit):
         return torch.binary_cross_entropy_with_logits(
             logit, positive, None, None, _ATEN_REDUCTIONS[reduction]
         )
@@ -179,7 +213,7 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     same bits as ``mean(square(ŷ - y))``."""
     # torch.nn.functional.mse_loss adds a broadcast and a check of the shapes, which
     # cost more than the loss itself at a few thousand elements
-    if reduction != "mean" or not predicted.is_cpu or is_compiling():
+    if reduction != "mean" or not _meets_made_constants(predicted):
         return MSE_LOSS(predicted, observed, _ATEN_REDUCTIONS[reduction])
     # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
     count = _element_count(predicted.numel(), predicted.dtype)
@@ -219,4 +253,4 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
 def _bits(x: Array) -> Any:
     """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
     # autograd can't follow a bit view: tensors that carry gradients take where()
-    return None if x.requires_grad else _BITS.get(x.element_size())
+    return None if _differentiated(x) else _BITS.get(x.element_size())
