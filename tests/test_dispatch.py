@@ -146,6 +146,60 @@ def test_two_torch_devices_are_refused():
         bpr_loss(positive, negative)
 
 
+def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
+    # a sharded array's device is its sharding: two shardings over one set of
+    # devices, or an uncommitted array beside a committed one, are what JAX computes
+    # with eagerly; arrays committed to different devices are what it refuses.
+    # expected: the first two accepted with the value of unsharded inputs (by hand:
+    # bpr of 1 against 0 is σ(-1)), the others refused naming both placements. Two
+    # CPU devices exist only if XLA_FLAGS says so before JAX starts: a subprocess
+    pytest.importorskip("jax")
+    script = textwrap.dedent(
+        """
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import jax, jax.numpy as jnp, numpy as np
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+        from arraylosses import bpr_loss
+        first, second = jax.devices()
+        mesh = Mesh(np.array([first, second]), ("batch",))
+        def put(values, spec):
+            return jax.device_put(values, NamedSharding(mesh, spec))
+        ones, zeros = np.ones(8, np.float32), np.zeros(8, np.float32)
+        positive, negative = put(ones, PartitionSpec("batch")), put(zeros, PartitionSpec("batch"))
+        calls = {
+            "replicated mask": (positive, negative, put(ones > 0, PartitionSpec())),
+            "uncommitted mask": (positive, negative, jnp.ones(8, dtype=bool)),
+            "uncommitted beside committed": (jnp.ones(8), jax.device_put(zeros, second), None),
+            "mask on one device": (positive, negative, jax.device_put(ones > 0, first)),
+            "two devices": (jax.device_put(ones, first), jax.device_put(zeros, second), None),
+        }
+        for name, arguments in calls.items():
+            try:
+                print(f"{name}: {float(bpr_loss(*arguments)):.6f}")
+            except ValueError as error:
+                print(f"{name}: {error}")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    expected = f"{1 / (1 + math.exp(1)):.6f}"
+    assert result.stdout.splitlines() == [
+        f"replicated mask: {expected}",
+        f"uncommitted mask: {expected}",
+        f"uncommitted beside committed: {expected}",
+        (
+            "mask on one device: positive_predictions is on devices cpu:0, cpu:1 "
+            "but mask is on device cpu:0; move them to one device"
+        ),
+        (
+            "two devices: positive_predictions is on device cpu:0 but "
+            "negative_predictions is on device cpu:1; move them to one device"
+        ),
+    ]
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_torch_masks_alike_with_and_without_autograd(reduction):
     # without autograd a mask multiplies the loss's bits; with it, where() does the work

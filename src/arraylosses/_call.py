@@ -242,16 +242,38 @@ def _check_same_library(
 def _check_same_device(
     first: Array, first_name: str, second: Array, second_name: str, mask: Array | None
 ) -> None:
-    # arrays traced by jax.jit have no device; the tracer's placement is jit's business
-    device = getattr(first, "device", None)
+    placement = _placement(first)
     for other, other_name in ((second, second_name), (mask, "mask")):
-        other_device = None if other is None else getattr(other, "device", None)
-        if device is not None and other_device is not None and other_device != device:
+        other_placement = None if other is None else _placement(other)
+        if None not in (placement, other_placement) and other_placement != placement:
             msg = (
-                f"{first_name} is on device {device} but {other_name} is on device "
-                f"{other_device}; move them to one device"
+                f"{first_name} is on {_describe_placement(placement)} but "
+                f"{other_name} is on {_describe_placement(other_placement)}; move "
+                "them to one device"
             )
             raise ValueError(msg)
+
+
+def _placement(array: Array) -> Any:
+    """Where ``array`` lives, as far as two arrays must share it: its device; for a
+    JAX array, the set of its devices (a sharded array's ``device`` is its sharding,
+    and JAX computes with two shardings over one set of devices); None where the
+    library places it as needed (an uncommitted JAX array) or keeps no device (an
+    array traced by ``jax.jit``)."""
+    if getattr(array, "committed", True) is False:
+        return None
+    devices = getattr(array, "devices", None)
+    if callable(devices):
+        return frozenset(devices())
+    return getattr(array, "device", None)
+
+
+def _describe_placement(placement: Any) -> str:
+    if not isinstance(placement, frozenset):
+        return f"device {placement}"
+    if len(placement) == 1:
+        return f"device {next(iter(placement))}"
+    return f"devices {', '.join(sorted(map(str, placement)))}"
 
 
 def _refuse_dtype(name: str, dtype: Any, expected: str) -> NoReturn:
