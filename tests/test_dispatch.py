@@ -509,6 +509,59 @@ def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
         assert torch.equal(call(first, second, mask), expected)
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_keeps_the_message_of_a_shape_error(dynamic):
+    # under fullgraph=True Dynamo turns any exception into its own, quoting the
+    # original: the message must survive tracing with symbolic sizes too. expected:
+    # the package's own messages, as eager calls raise them
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.exc import Unsupported
+
+    calls = [
+        (bpr_loss, (torch.ones(3), torch.ones(4)), "with shape \\(4,\\) do not"),
+        (
+            bpr_loss,
+            (torch.ones(3), torch.ones(3), torch.ones(4, dtype=torch.bool)),
+            "mask with shape \\(4,\\) does not broadcast",
+        ),
+        (
+            adaptive_hinge_loss,
+            (torch.ones(3), torch.ones(0, 3)),
+            "shape \\(0, 3\\) has no negatives",
+        ),
+    ]
+    for loss, arguments, message in calls:
+        torch._dynamo.reset()
+        compiled = torch.compile(loss, fullgraph=True, dynamic=dynamic, backend="eager")
+        with pytest.raises(Unsupported, match=message):
+            compiled(*arguments)
+
+
+def test_torch_compile_of_a_first_call_warns_of_nothing():
+    # torch.compile traces the namespace's resolution on the first call of a process
+    # on tensors, and warns of each lru_cache'd function it meets: an error where
+    # warnings are errors, as in this suite. In a fresh interpreter, the first call
+    # of all compiled with warnings as errors; expected: the eager call's value
+    pytest.importorskip("torch")
+    script = textwrap.dedent(
+        """
+        import warnings
+        warnings.simplefilter("error")
+        import torch
+        from arraylosses import bpr_loss
+        def loss(first, second, mask):
+            return bpr_loss(first, second, mask)
+        compiled = torch.compile(loss, fullgraph=True, backend="eager")
+        arguments = torch.ones(3), torch.zeros(3), torch.tensor([True, False, True])
+        print(float(compiled(*arguments)) == float(loss(*arguments)))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "True"
+
+
 def _autograd_of_second(loss, first, second):
     import torch
 

@@ -161,8 +161,12 @@ def backend_of(array: object, name: str) -> Backend:
 
 def describe_type(array: object) -> str:
     """``module.Class`` of ``array``, for error messages."""
-    cls = type(array)
-    return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}"
+    return f"{_library_of(array)}.{type(array).__qualname__}"
+
+
+def _library_of(array: object) -> str:
+    """The top-level module that defines ``array``'s type."""
+    return type(array).__module__.split(".")[0]
 
 
 def _resolve(array: object, name: str) -> Backend:
@@ -173,18 +177,25 @@ def _resolve(array: object, name: str) -> Backend:
             f"JAX, Dask, array-api-strict, ...), got {describe_type(array)}"
         )
         raise TypeError(msg)
-    try:
-        xp = array_api_compat.array_namespace(array)
-    except TypeError as error:
-        msg = f"{name} is a {describe_type(array)}, which is not an array API array"
-        raise TypeError(msg) from error
+    # PyTorch's tensors skip array-api-compat's lookup, whose lru_cache'd helpers
+    # torch.compile warns of (an error where warnings are) when it traces this
+    # function on a first compiled call
+    is_torch = _library_of(array) == "torch"
+    if is_torch:
+        from array_api_compat import torch as xp  # noqa: PLC0415
+    else:
+        try:
+            xp = array_api_compat.array_namespace(array)
+        except TypeError as error:
+            msg = f"{name} is a {describe_type(array)}, which is not an array API array"
+            raise TypeError(msg) from error
 
     fused: dict[str, Primitive] = {}
     tracks_devices = True
     primitives: dict[str, Primitive]
     # torch.compile traces this function on a first compiled call, and can't trace
     # the copy of a function that _bind makes: PyTorch's branch needs none
-    if array_api_compat.is_torch_namespace(xp):
+    if is_torch or array_api_compat.is_torch_namespace(xp):
         library = "torch"
         # the array is a tensor, so torch is imported. _torch imports torch: only
         # from here

@@ -61,7 +61,9 @@ def as_margin(margin: object) -> float:
 
 def format_shape(shape: Shape) -> str:
     """``(3, 4)`` as Python writes a tuple, with unknown dimensions as ``?``."""
-    dims = ["?" if _unknown(d) else str(int(d)) for d in shape]
+    # an f-string, not str(): Dynamo traces it on symbolic sizes, so that a shape
+    # error under torch.compile(dynamic=True) keeps its message
+    dims = ["?" if _unknown(d) else f"{int(d)}" for d in shape]
     return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
 
