@@ -260,12 +260,12 @@ def _placement(array: Array) -> Any:
     and JAX computes with two shardings over one set of devices); None where the
     library places it as needed (an uncommitted JAX array) or keeps no device (an
     array traced by ``jax.jit``)."""
-    if getattr(array, "committed", True) is False:
+    device = getattr(array, "device", None)
+    # device first: a traced JAX array has none, and refuses to say if it's committed
+    if device is None or getattr(array, "committed", True) is False:
         return None
     devices = getattr(array, "devices", None)
-    if callable(devices):
-        return frozenset(devices())
-    return getattr(array, "device", None)
+    return frozenset(devices()) if callable(devices) else device
 
 
 def _describe_placement(placement: Any) -> str:
