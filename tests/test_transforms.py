@@ -389,3 +389,28 @@ class TestDaskLaziness:
             reduction,
         )
         support.assert_close(result, expected, xp=xp, like=p_d)
+
+    def test_unknown_size_against_a_known_one_is_refused_by_name(self, xp):
+        # Dask broadcasts an unknown length only against another unknown one or 1;
+        # against any other length its own error names no argument. expected: our
+        # ValueError naming both shapes, for a pair and for a mask, computing nothing;
+        # and the shapes that do broadcast, accepted
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask.array as da
+
+        values = np.arange(6, dtype=np.float32)
+        unknown = xp.asarray(da.from_array(values, chunks=2))[
+            xp.asarray(da.from_array(values > 2, chunks=2))
+        ]
+        known = xp.asarray(da.from_array(values[3:], chunks=3))
+        message = "with shape \\(3,\\).*an unknown size \\(\\?\\) meets a known one"
+        with support.computing_nothing():
+            with pytest.raises(ValueError, match=f"positive_predictions {message}"):
+                al.bpr_loss(known, unknown)
+            with pytest.raises(ValueError, match=f"mask {message}"):
+                al.bpr_loss(unknown, unknown, xp.ones(3, dtype=xp.bool))
+            zero = xp.zeros(1, dtype=xp.float32)
+            fitting = al.bpr_loss(unknown, zero, xp.ones(1, dtype=xp.bool))
+        # expected by hand: the kept values 3, 4, 5 against 0, σ(-3), σ(-4), σ(-5)
+        expected = np.mean(1 / (1 + np.exp(values[3:].astype(np.float64))))
+        support.assert_close(fitting, expected, xp=xp, like=unknown)

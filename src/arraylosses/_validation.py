@@ -78,20 +78,25 @@ def broadcast_pair(
         If the shapes do not broadcast, or broadcast to a shape that is neither
         of theirs (an accidental outer product, such as (B,) against (B, 1)).
     """
+    pair = (
+        f"{first} with shape {format_shape(first_shape)} and {second} with shape "
+        f"{format_shape(second_shape)}"
+    )
+    if _unknown_meets_known(first_shape, second_shape):
+        msg = f"{pair}: {_UNKNOWN_MEETS_KNOWN}"
+        raise ValueError(msg)
     shape = _broadcast(first_shape, second_shape)
     if shape is None:
         msg = (
-            f"{first} with shape {format_shape(first_shape)} and {second} with shape "
-            f"{format_shape(second_shape)} do not broadcast together; expected equal "
-            "shapes, or one that broadcasts to the other"
+            f"{pair} do not broadcast together; expected equal shapes, or one that "
+            "broadcasts to the other"
         )
         raise ValueError(msg)
     if not (_same(shape, first_shape) or _same(shape, second_shape)):
         msg = (
-            f"{first} with shape {format_shape(first_shape)} and {second} with shape "
-            f"{format_shape(second_shape)} broadcast to {format_shape(shape)}, an outer "
-            "product of the two; expected equal shapes, or one that broadcasts to the "
-            "other (reshape one of them if an outer product is really meant)"
+            f"{pair} broadcast to {format_shape(shape)}, an outer product of the two; "
+            "expected equal shapes, or one that broadcasts to the other (reshape one "
+            "of them if an outer product is really meant)"
         )
         raise ValueError(msg)
     return shape
@@ -99,6 +104,13 @@ def broadcast_pair(
 
 def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
     """The mask must broadcast to the elementwise loss's shape, not beyond it."""
+    shapes = (
+        f"mask with shape {format_shape(mask_shape)} and the elementwise loss's "
+        f"shape {format_shape(loss_shape)}"
+    )
+    if _unknown_meets_known(mask_shape, loss_shape):
+        msg = f"{shapes}: {_UNKNOWN_MEETS_KNOWN}"
+        raise ValueError(msg)
     broadcast = _broadcast(mask_shape, loss_shape)
     if broadcast is None or not _same(broadcast, loss_shape):
         msg = (
@@ -125,6 +137,13 @@ def check_negatives_shape(
         raise ValueError(msg)
 
 
+_UNKNOWN_MEETS_KNOWN = (
+    "an unknown size (?) meets a known one other than 1, which Dask can't broadcast "
+    "until it knows the size; compute the unknown sizes first (in Dask, with the "
+    "array's compute_chunk_sizes())"
+)
+
+
 def known_size(shape: Shape) -> int | None:
     """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
     if any(_unknown(d) for d in shape):
@@ -144,11 +163,21 @@ def _unknown(dim: object) -> bool:
     return dim is None or (isinstance(dim, float) and math.isnan(dim))
 
 
+def _unknown_meets_known(first: Shape, second: Shape) -> bool:
+    """Whether an unknown dimension (None, or NaN in Dask) meets a known one other
+    than 1, which Dask can't broadcast until it knows the size."""
+    return any(
+        _unknown(a) != _unknown(b) and 1 not in (a, b)
+        for a, b in zip(reversed(first), reversed(second), strict=False)
+    )
+
+
 def _broadcast(first: Shape, second: Shape) -> Shape | None:
     """The array API broadcast of two shapes, None if they do not broadcast.
 
-    A dimension that is unknown (None, or NaN in Dask) is taken to fit; the
-    library reports a mismatch when it learns the size.
+    A dimension that is unknown (None, or NaN in Dask) fits another unknown one,
+    taken to be equal (the library reports a mismatch when it learns the sizes),
+    or 1; callers refuse it against any other known size first.
     """
     ndim = max(len(first), len(second))
     first = (1,) * (ndim - len(first)) + tuple(first)
