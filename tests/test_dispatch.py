@@ -733,6 +733,43 @@ def test_numpy_long_double_is_computed_in_its_own_dtype(case):
     )
 
 
+def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
+    # the standard-only math passes Python scalars to where() and the binary
+    # functions, allowed from the 2024.12 revision; array-api-strict set to an
+    # older one would fail deep inside with an AttributeError. A fresh interpreter:
+    # the backend cache would keep an earlier resolution. expected: the TypeError
+    # naming the argument and the revision, then the same call working at 2024.12
+    pytest.importorskip("array_api_strict")
+    script = textwrap.dedent(
+        """
+        import warnings
+        import array_api_strict as xp
+        from arraylosses import bpr_loss
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # strict warns of any non-default version
+            xp.set_array_api_strict_flags(api_version="2023.12")
+            try:
+                bpr_loss(xp.asarray([1.0]), xp.asarray([0.0]))
+            except TypeError as error:
+                print(error)
+            xp.set_array_api_strict_flags(api_version="2024.12")
+        print(float(bpr_loss(xp.asarray([1.0]), xp.asarray([0.0]))))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    # expected by hand: bpr of 1 against 0 is σ(-1)
+    assert result.stdout.splitlines() == [
+        (
+            "positive_predictions is a array_api_strict.Array of the 2023.12 array "
+            "API standard; arraylosses needs its 2024.12 revision or later (for "
+            "array-api-strict: set_array_api_strict_flags(api_version='2024.12'))"
+        ),
+        str(1 / (1 + math.exp(1))),
+    ]
+
+
 def test_no_framework_is_imported_to_detect_one():
     # in a fresh interpreter: import the package, run every loss on NumPy, list imports
     script = textwrap.dedent(

@@ -31,6 +31,8 @@ Primitive = Callable[..., Array]
 __all__ = ["BACKENDS", "Backend", "backend_of", "describe_type"]
 
 _SINGLE_PRECISION_BITS = 32
+# the revision of the array API standard whose functions take Python scalars
+_SCALARS_ALLOWED_FROM = "2024.12"
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -284,6 +286,18 @@ def _resolve(array: object, name: str) -> Backend:
         )
     else:
         library = getattr(xp, "__name__", describe_type(array))
+        # the losses pass Python scalars to where() and the binary functions, which
+        # the standard allows from its 2024.12 revision (the libraries above take
+        # them whatever they declare); versions are written YYYY.MM
+        version = getattr(xp, "__array_api_version__", None)
+        if isinstance(version, str) and version < _SCALARS_ALLOWED_FROM:
+            msg = (
+                f"{name} is a {describe_type(array)} of the {version} array API "
+                f"standard; arraylosses needs its {_SCALARS_ALLOWED_FROM} revision or "
+                "later (for array-api-strict: set_array_api_strict_flags("
+                f"api_version='{_SCALARS_ALLOWED_FROM}'))"
+            )
+            raise TypeError(msg)
         primitives = _standard_primitives(xp)
 
     sigmoid_of_negative = primitives.get("sigmoid_of_negative") or _bind(
