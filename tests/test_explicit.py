@@ -647,15 +647,24 @@ class TestPoissonLoss(_ExplicitLossContract):
             shape=reduced_shape((2,), reduction),
         )
 
-    @pytest.mark.parametrize("log_input", [1, 0, "True", None])
+    @pytest.mark.parametrize(
+        ("log_input", "named"),
+        [
+            (1, "int"),
+            (0, "int"),
+            ("True", "str"),
+            (None, "NoneType"),
+            # NumPy's bool, named by its module: 'got bool' would contradict itself
+            (np.True_, "numpy.bool"),
+        ],
+    )
     def test_refuses_log_input_not_a_bool(
-        self, xp: ModuleType, log_input: object
+        self, xp: ModuleType, log_input: object, named: str
     ) -> None:
         observed = support.asarray(xp, [1, 0, 2], xp.int32)
         predicted = support.asarray(xp, [0.5, 1.5, 2.5], xp.float32)
         with pytest.raises(
-            TypeError,
-            match=rf"log_input must be True or False, got {type(log_input).__name__} ",
+            TypeError, match=rf"log_input must be True or False, got {named} "
         ):
             poisson_loss(observed, predicted, log_input=log_input)
 

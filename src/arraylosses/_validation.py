@@ -45,7 +45,7 @@ def as_margin(margin: object) -> float:
     if type(margin) is float and margin - margin == 0.0:
         return margin
     if isinstance(margin, bool) or not isinstance(margin, Real):
-        msg = f"margin must be a real number, got {type(margin).__name__} {margin!r}"
+        msg = f"margin must be a real number, got {_type_name(margin)} {margin!r}"
         raise TypeError(msg)
     try:
         value = float(margin)
@@ -199,5 +199,13 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
 
 def check_flag(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        msg = f"{name} must be True or False, got {type(value).__name__} {value!r}"
+        msg = f"{name} must be True or False, got {_type_name(value)} {value!r}"
         raise TypeError(msg)
+
+
+def _type_name(value: object) -> str:
+    """``int`` for a Python int, ``numpy.bool`` for NumPy's: the module says which
+    bool a message means."""
+    cls = type(value)
+    module = cls.__module__.split(".")[0]
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
