@@ -464,7 +464,7 @@ def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
     torch = pytest.importorskip("torch")
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    from arraylosses import _functional, _torch
+    from arraylosses import _torch
 
     generator = torch.Generator().manual_seed(11)
     first, second = torch.rand(2, 4, 6, generator=generator) + 0.5
@@ -484,7 +484,7 @@ def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
         *(unmasked(loss) for loss in (bpr_loss, hinge_loss, *EXPLICIT)),
     ]
     _torch._COUNTS.clear()
-    _functional._SCALARS.clear()
+    _torch._MARGINS.clear()
     for call in calls:
         if tracing == "FakeTensorMode":
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -504,7 +504,7 @@ def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
         )
     before = [call(first, second, mask) for call in calls]
     _torch._COUNTS.clear()
-    _functional._SCALARS.clear()
+    _torch._MARGINS.clear()
     for call, expected in zip(calls, before, strict=True):
         assert torch.equal(call(first, second, mask), expected)
 
@@ -606,14 +606,23 @@ def test_torch_mean_has_the_bits_of_torch_mean(dtype_name):
         assert torch.equal(actual_grad, expected_grad), size
 
 
-@pytest.mark.parametrize("context", ["inference_mode", "meta_default_device"])
+# torch.func.hessian's forward mode scripts PyTorch's own decompositions, which warns
+@pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
+@pytest.mark.parametrize(
+    "context", ["inference_mode", "meta_default_device", "nested_torch_func"]
+)
 def test_torch_caches_of_constants_serve_any_later_call(context):
     # PyTorch keeps mean counts and margins as tensors made on first use; made under
-    # inference mode they could not be saved for a later gradient, and made with a
-    # default device of meta they would not be on the CPU. expected: the values and
-    # gradients of the same calls with caches made in plain mode
+    # inference mode they could not be saved for a later gradient, made with a
+    # default device of meta they would not be on the CPU, and made inside nested
+    # torch.func transforms (a Hessian) they would be wrappers of a level gone by.
+    # expected: the values and gradients (autograd's and torch.func's) of the same
+    # calls with caches made in plain mode
     torch = pytest.importorskip("torch")
-    from arraylosses import _functional, _torch
+    func = pytest.importorskip("torch.func")
+    from arraylosses import _torch
 
     generator = torch.Generator().manual_seed(5)
     first, second = torch.rand(2, 41, generator=generator, dtype=torch.float64) + 0.5
@@ -632,27 +641,31 @@ def test_torch_caches_of_constants_serve_any_later_call(context):
             tracked = first.clone().requires_grad_()
             value = loss(tracked, other, **options)
             (gradient,) = torch.autograd.grad(value, tracked)
-            results.append((value.detach(), gradient))
+            of_first = func.grad(
+                lambda x, loss=loss, o=other, k=options: loss(x, o, **k)
+            )
+            results.append((value.detach(), gradient, of_first(first)))
         return results
 
     def empty_caches():
         _torch._COUNTS.clear()
-        _functional._SCALARS.clear()
+        _torch._MARGINS.clear()
 
     empty_caches()
     expected = values_and_gradients()
     empty_caches()
-    maker = (
-        torch.inference_mode() if context == "inference_mode" else torch.device("meta")
-    )
-    with maker:
+    if context == "nested_torch_func":
         for loss, other, options in calls:
-            loss(first, other, **options)
-    for (value, gradient), (expected_value, expected_gradient) in zip(
-        values_and_gradients(), expected, strict=True
-    ):
-        assert torch.equal(value, expected_value)
-        assert torch.equal(gradient, expected_gradient)
+            hessian = func.hessian(lambda x, f=loss, o=other, k=options: f(x, o, **k))
+            hessian(first)
+    else:
+        maker = torch.inference_mode() if context == "inference_mode" else None
+        with maker or torch.device("meta"):
+            for loss, other, options in calls:
+                loss(first, other, **options)
+    for actual, wanted in zip(values_and_gradients(), expected, strict=True):
+        for actual_part, wanted_part in zip(actual, wanted, strict=True):
+            assert torch.equal(actual_part, wanted_part)
 
 
 def test_the_backend_is_cached_per_array_type(xp):

@@ -8,13 +8,13 @@ arraylosses never imports torch. Each primitive is a plain function of its array
 
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Any
 
 import torch
 from torch.autograd import forward_ad
 from torch.compiler import is_compiling
-
-from ._functional import scalar_array
 
 Array = Any
 
@@ -48,9 +48,14 @@ MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # to 7% more at 2**15 and below. With autograd, ATen's own gradient σ(x) - z keeps
 # the tiny gradients that the composition's chain rule would round away
 _IN_PLACE_LOGISTIC_FROM = 2**17
-# element counts as 0-d CPU tensors, by count and dtype; bounded, as batch sizes vary
+# 0-d CPU tensors made once (see _constant): element counts, the divisors of a mean,
+# by count and dtype; margins by value, sign of zero and dtype. Bounded, as batch
+# sizes and margins vary
 _COUNTS: dict[tuple[int, Any], Array] = {}
-_MOST_COUNTS = 64
+_MARGINS: dict[tuple[float, float, Any], Array] = {}
+_MOST_CONSTANTS = 64
+# PyTorch's own switch that makes a tensor outside torch.func's transforms
+_OUTSIDE_TRANSFORMS = getattr(torch._C, "_DisableFuncTorch", contextlib.nullcontext)
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -75,8 +80,13 @@ def add_scalar(x: Array, value: float) -> Array:
     """
     if not _meets_made_constants(x):
         return x.add_(value)
-    # in x's dtype, for a 0-d x: two 0-d tensors of two dtypes promote to the wider one
-    return x.add_(scalar_array(value, x.dtype, xp=torch, device="cpu"))
+    # in x's dtype, for a 0-d x: two 0-d tensors of two dtypes promote to the wider
+    # one; 0.0 and -0.0 are one dictionary key, and x + 0.0 differs from x + -0.0
+    key = (value, math.copysign(1.0, value), x.dtype)
+    margin = _MARGINS.get(key)
+    if margin is None:
+        margin = _keep(_MARGINS, key, _constant(value, x.dtype))
+    return x.add_(margin)
 
 
 def mean(x: Array) -> Array:
@@ -122,20 +132,31 @@ def _forward_mode() -> bool:
 def _element_count(size: int, dtype: Any) -> Array:
     """``size``, a tensor's number of elements, as a 0-d CPU tensor of ``dtype``, made
     once: the divisor of ATen's mean on a CPU, for a sum to be divided as it divides."""
-    # a cache of its own, not _functional.scalar_array's: that key (the library,
-    # the device, the sign of zero) made the mean 0.37 µs slower, measured
+    # a cache of its own, keyed by two fields: the five of a key with the library,
+    # the device and the sign of zero made the mean 0.37 µs slower, measured
     key = (size, dtype)
     count = _COUNTS.get(key)
     if count is None:
-        if len(_COUNTS) >= _MOST_COUNTS:
-            _COUNTS.clear()
-        # outside inference mode: autograd saves the divisor for the gradient of a
-        # later call, and refuses an inference tensor. The int rounds to x's dtype as
-        # ATen's conversion rounds it, to nearest
-        with torch.inference_mode(False):
-            count = torch.tensor(float(size), dtype=dtype, device="cpu")
-        _COUNTS[key] = count
+        # the int rounds to x's dtype as ATen's conversion rounds it, to nearest
+        count = _keep(_COUNTS, key, _constant(float(size), dtype))
     return count
+
+
+def _constant(value: float, dtype: Any) -> Array:
+    """``value`` as a new 0-d CPU tensor of ``dtype``, fit to serve any later call: made
+    outside inference mode (autograd saves a mean's divisor for the gradient, and
+    refuses an inference tensor) and outside torch.func's transforms (whose wrapper
+    of it would outlive its level, and fail every later transformed call)."""
+    with torch.inference_mode(False), _OUTSIDE_TRANSFORMS():
+        return torch.tensor(value, dtype=dtype, device="cpu")
+
+
+def _keep(cache: dict[Any, Array], key: Any, constant: Array) -> Array:
+    """Store ``constant`` under ``key`` in ``cache``, emptied when full, and return it."""
+    if len(cache) >= _MOST_CONSTANTS:
+        cache.clear()
+    cache[key] = constant
+    return constant
 
 
 def subtract_product(x: Array, y: Array, z: Array) -> Array:
