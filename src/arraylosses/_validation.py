@@ -82,9 +82,7 @@ def broadcast_pair(
         f"{first} with shape {format_shape(first_shape)} and {second} with shape "
         f"{format_shape(second_shape)}"
     )
-    if _unknown_meets_known(first_shape, second_shape):
-        msg = f"{pair}: {_UNKNOWN_MEETS_KNOWN}"
-        raise ValueError(msg)
+    _refuse_unknown_against_known(first_shape, second_shape, pair)
     shape = _broadcast(first_shape, second_shape)
     if shape is None:
         msg = (
@@ -108,9 +106,7 @@ def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
         f"mask with shape {format_shape(mask_shape)} and the elementwise loss's "
         f"shape {format_shape(loss_shape)}"
     )
-    if _unknown_meets_known(mask_shape, loss_shape):
-        msg = f"{shapes}: {_UNKNOWN_MEETS_KNOWN}"
-        raise ValueError(msg)
+    _refuse_unknown_against_known(mask_shape, loss_shape, shapes)
     broadcast = _broadcast(mask_shape, loss_shape)
     if broadcast is None or not _same(broadcast, loss_shape):
         msg = (
@@ -137,13 +133,6 @@ def check_negatives_shape(
         raise ValueError(msg)
 
 
-_UNKNOWN_MEETS_KNOWN = (
-    "an unknown size (?) meets a known one other than 1, which Dask can't broadcast "
-    "until it knows the size; compute the unknown sizes first (in Dask, with the "
-    "array's compute_chunk_sizes())"
-)
-
-
 def known_size(shape: Shape) -> int | None:
     """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
     if any(_unknown(d) for d in shape):
@@ -163,13 +152,20 @@ def _unknown(dim: object) -> bool:
     return dim is None or (isinstance(dim, float) and math.isnan(dim))
 
 
-def _unknown_meets_known(first: Shape, second: Shape) -> bool:
-    """Whether an unknown dimension (None, or NaN in Dask) meets a known one other
-    than 1, which Dask can't broadcast until it knows the size."""
-    return any(
+def _refuse_unknown_against_known(first: Shape, second: Shape, shapes: str) -> None:
+    """Refuse an unknown dimension (None, or NaN in Dask) against a known one other
+    than 1, which Dask can't broadcast until it knows the size; ``shapes`` names the
+    two shapes for the message."""
+    if any(
         _unknown(a) != _unknown(b) and 1 not in (a, b)
         for a, b in zip(reversed(first), reversed(second), strict=False)
-    )
+    ):
+        msg = (
+            f"{shapes}: an unknown size (?) meets a known one other than 1, which "
+            "Dask can't broadcast until it knows the size; compute the unknown sizes "
+            "first (in Dask, with the array's compute_chunk_sizes())"
+        )
+        raise ValueError(msg)
 
 
 def _broadcast(first: Shape, second: Shape) -> Shape | None:
