@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any
+from typing import Any, NoReturn
 
 Shape = tuple[Any, ...]
 
@@ -78,23 +78,22 @@ def broadcast_pair(
         If the shapes do not broadcast, or broadcast to a shape that is neither
         of theirs (an accidental outer product, such as (B,) against (B, 1)).
     """
-    pair = (
-        f"{first} with shape {format_shape(first_shape)} and {second} with shape "
-        f"{format_shape(second_shape)}"
-    )
-    _refuse_unknown_against_known(first_shape, second_shape, pair)
-    shape = _broadcast(first_shape, second_shape)
+    try:
+        shape = _broadcast(first_shape, second_shape)
+    except _UnknownAgainstKnownError:
+        _refuse_unknown_against_known(first, first_shape, second, second_shape)
     if shape is None:
         msg = (
-            f"{pair} do not broadcast together; expected equal shapes, or one that "
-            "broadcasts to the other"
+            f"{_pair(first, first_shape, second, second_shape)} do not broadcast "
+            "together; expected equal shapes, or one that broadcasts to the other"
         )
         raise ValueError(msg)
     if not (_same(shape, first_shape) or _same(shape, second_shape)):
         msg = (
-            f"{pair} broadcast to {format_shape(shape)}, an outer product of the two; "
-            "expected equal shapes, or one that broadcasts to the other (reshape one "
-            "of them if an outer product is really meant)"
+            f"{_pair(first, first_shape, second, second_shape)} broadcast to "
+            f"{format_shape(shape)}, an outer product of the two; expected equal "
+            "shapes, or one that broadcasts to the other (reshape one of them if an "
+            "outer product is really meant)"
         )
         raise ValueError(msg)
     return shape
@@ -102,12 +101,10 @@ def broadcast_pair(
 
 def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
     """The mask must broadcast to the elementwise loss's shape, not beyond it."""
-    shapes = (
-        f"mask with shape {format_shape(mask_shape)} and the elementwise loss's "
-        f"shape {format_shape(loss_shape)}"
-    )
-    _refuse_unknown_against_known(mask_shape, loss_shape, shapes)
-    broadcast = _broadcast(mask_shape, loss_shape)
+    try:
+        broadcast = _broadcast(mask_shape, loss_shape)
+    except _UnknownAgainstKnownError:
+        _refuse_unknown_against_known("mask", mask_shape, "the loss", loss_shape)
     if broadcast is None or not _same(broadcast, loss_shape):
         msg = (
             f"mask with shape {format_shape(mask_shape)} does not broadcast to the "
@@ -152,20 +149,28 @@ def _unknown(dim: object) -> bool:
     return dim is None or (isinstance(dim, float) and math.isnan(dim))
 
 
-def _refuse_unknown_against_known(first: Shape, second: Shape, shapes: str) -> None:
-    """Refuse an unknown dimension (None, or NaN in Dask) against a known one other
-    than 1, which Dask can't broadcast until it knows the size; ``shapes`` names the
-    two shapes for the message."""
-    if any(
-        _unknown(a) != _unknown(b) and 1 not in (a, b)
-        for a, b in zip(reversed(first), reversed(second), strict=False)
-    ):
-        msg = (
-            f"{shapes}: an unknown size (?) meets a known one other than 1, which "
-            "Dask can't broadcast until it knows the size; compute the unknown sizes "
-            "first (in Dask, with the array's compute_chunk_sizes())"
-        )
-        raise ValueError(msg)
+class _UnknownAgainstKnownError(Exception):
+    """Raised by :func:`_broadcast` where an unknown dimension meets a known one other
+    than 1, for its caller to refuse with the arguments' names."""
+
+
+def _refuse_unknown_against_known(
+    first: str, first_shape: Shape, second: str, second_shape: Shape
+) -> NoReturn:
+    msg = (
+        f"{_pair(first, first_shape, second, second_shape)}: an unknown size (?) meets "
+        "a known one other than 1, which Dask can't broadcast until it knows the size; "
+        "compute the unknown sizes first (in Dask, with the array's "
+        "compute_chunk_sizes())"
+    )
+    raise ValueError(msg)
+
+
+def _pair(first: str, first_shape: Shape, second: str, second_shape: Shape) -> str:
+    return (
+        f"{first} with shape {format_shape(first_shape)} and {second} with shape "
+        f"{format_shape(second_shape)}"
+    )
 
 
 def _broadcast(first: Shape, second: Shape) -> Shape | None:
@@ -173,16 +178,17 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
 
     A dimension that is unknown (None, or NaN in Dask) fits another unknown one,
     taken to be equal (the library reports a mismatch when it learns the sizes),
-    or 1; callers refuse it against any other known size first.
+    or 1; against any other size it raises :class:`_UnknownAgainstKnownError`, as
+    Dask can't broadcast it.
     """
     ndim = max(len(first), len(second))
     first = (1,) * (ndim - len(first)) + tuple(first)
     second = (1,) * (ndim - len(second)) + tuple(second)
     shape = []
     for a, b in zip(first, second, strict=True):
-        if _unknown(a):
-            shape.append(a if b == 1 or _unknown(b) else b)
-        elif _unknown(b):
+        if _unknown(a) or _unknown(b):
+            if not (a == 1 or b == 1 or (_unknown(a) and _unknown(b))):
+                raise _UnknownAgainstKnownError
             shape.append(b if a == 1 else a)
         elif b in (a, 1):
             shape.append(a)
