@@ -775,7 +775,7 @@ def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
     # expected by hand: bpr of 1 against 0 is σ(-1)
     assert result.stdout.splitlines() == [
         (
-            "positive_predictions is a array_api_strict.Array of the 2023.12 array "
+            "positive_predictions is an array_api_strict.Array of the 2023.12 array "
             "API standard; arraylosses needs its 2024.12 revision or later (for "
             "array-api-strict: set_array_api_strict_flags(api_version='2024.12'))"
         ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from ._namespace import BACKENDS, Backend, backend_of, describe_type
+from ._namespace import BACKENDS, Backend, a_type, backend_of
 from ._reduction import reduce
 from ._validation import (
     broadcast_pair,
@@ -233,8 +233,8 @@ def _check_same_library(
 ) -> None:
     if backend_of(other, other_name).xp is not backend.xp:
         msg = (
-            f"{first_name} is a {describe_type(first)} but {other_name} is a "
-            f"{describe_type(other)}; pass arrays of one library to one call"
+            f"{first_name} is {a_type(first)} but {other_name} is {a_type(other)}; "
+            "pass arrays of one library to one call"
         )
         raise TypeError(msg)
 

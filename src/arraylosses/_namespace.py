@@ -28,7 +28,7 @@ Namespace = Any
 Dtype = Any
 Primitive = Callable[..., Array]
 
-__all__ = ["BACKENDS", "Backend", "backend_of", "describe_type"]
+__all__ = ["BACKENDS", "Backend", "a_type", "backend_of", "describe_type"]
 
 _SINGLE_PRECISION_BITS = 32
 # the revision of the array API standard whose functions take Python scalars
@@ -166,6 +166,13 @@ def describe_type(array: object) -> str:
     return f"{_library_of(array)}.{type(array).__qualname__}"
 
 
+def a_type(array: object) -> str:
+    """:func:`describe_type` after its article: 'a numpy.ndarray', 'an
+    array_api_strict.Array'."""
+    described = describe_type(array)
+    return f"{'an' if described[0] in 'aeiou' else 'a'} {described}"
+
+
 def _library_of(array: object) -> str:
     """The top-level module that defines ``array``'s type."""
     return type(array).__module__.split(".")[0]
@@ -189,7 +196,7 @@ def _resolve(array: object, name: str) -> Backend:
         try:
             xp = array_api_compat.array_namespace(array)
         except TypeError as error:
-            msg = f"{name} is a {describe_type(array)}, which is not an array API array"
+            msg = f"{name} is {a_type(array)}, which is not an array API array"
             raise TypeError(msg) from error
 
     fused: dict[str, Primitive] = {}
@@ -237,7 +244,7 @@ def _resolve(array: object, name: str) -> Backend:
         # masked array's mask would be ignored, a matrix's * is a matrix product
         if isinstance(array, numpy.ma.MaskedArray | numpy.matrix):
             msg = (
-                f"{name} is a {describe_type(array)}, which arraylosses can't take: "
+                f"{name} is {a_type(array)}, which arraylosses can't take: "
                 "pass a plain NumPy array (a masked array's mask goes in mask=)"
             )
             raise TypeError(msg)
@@ -292,7 +299,7 @@ def _resolve(array: object, name: str) -> Backend:
         version = getattr(xp, "__array_api_version__", None)
         if isinstance(version, str) and version < _SCALARS_ALLOWED_FROM:
             msg = (
-                f"{name} is a {describe_type(array)} of the {version} array API "
+                f"{name} is {a_type(array)} of the {version} array API "
                 f"standard; arraylosses needs its {_SCALARS_ALLOWED_FROM} revision or "
                 "later (for array-api-strict: set_array_api_strict_flags("
                 f"api_version='{_SCALARS_ALLOWED_FROM}'))"
