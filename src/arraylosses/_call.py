@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from ._namespace import BACKENDS, Backend, a_type, backend_of
+from ._namespace import BACKENDS, Backend, backend_of
 from ._reduction import reduce
 from ._validation import (
+    a_type,
     broadcast_pair,
     check_mask_shape,
     check_negatives_shape,

@@ -22,13 +22,14 @@ from typing import Any
 import array_api_compat
 
 from . import _functional
+from ._validation import a_type, describe_type, library_of
 
 Array = Any
 Namespace = Any
 Dtype = Any
 Primitive = Callable[..., Array]
 
-__all__ = ["BACKENDS", "Backend", "a_type", "backend_of", "describe_type"]
+__all__ = ["BACKENDS", "Backend", "backend_of"]
 
 _SINGLE_PRECISION_BITS = 32
 # the revision of the array API standard whose functions take Python scalars
@@ -161,23 +162,6 @@ def backend_of(array: object, name: str) -> Backend:
     return backend
 
 
-def describe_type(array: object) -> str:
-    """``module.Class`` of ``array``, for error messages."""
-    return f"{_library_of(array)}.{type(array).__qualname__}"
-
-
-def a_type(array: object) -> str:
-    """:func:`describe_type` after its article: 'a numpy.ndarray', 'an
-    array_api_strict.Array'."""
-    described = describe_type(array)
-    return f"{'an' if described[0] in 'aeiou' else 'a'} {described}"
-
-
-def _library_of(array: object) -> str:
-    """The top-level module that defines ``array``'s type."""
-    return type(array).__module__.split(".")[0]
-
-
 def _resolve(array: object, name: str) -> Backend:
     # Python's scalars have no shape; NumPy's (float64's a float too) are 0-d arrays
     if not hasattr(array, "shape"):
@@ -189,7 +173,7 @@ def _resolve(array: object, name: str) -> Backend:
     # PyTorch's tensors skip array-api-compat's lookup, whose lru_cache'd helpers
     # torch.compile warns of (an error where warnings are) when it traces this
     # function on a first compiled call
-    is_torch = _library_of(array) == "torch"
+    is_torch = library_of(array) == "torch"
     if is_torch:
         from array_api_compat import torch as xp  # noqa: PLC0415
     else:

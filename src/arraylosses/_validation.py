@@ -19,14 +19,17 @@ _SHOWN_DIGITS = 40
 
 __all__ = [
     "REDUCTIONS",
+    "a_type",
     "as_margin",
     "broadcast_pair",
     "check_flag",
     "check_mask_shape",
     "check_negatives_shape",
     "check_reduction",
+    "describe_type",
     "format_shape",
     "known_size",
+    "library_of",
 ]
 
 
@@ -45,7 +48,7 @@ def as_margin(margin: object) -> float:
     if type(margin) is float and margin - margin == 0.0:
         return margin
     if isinstance(margin, bool) or not isinstance(margin, Real):
-        msg = f"margin must be a real number, got {_type_name(margin)} {margin!r}"
+        msg = f"margin must be a real number, got {describe_type(margin)} {margin!r}"
         raise TypeError(msg)
     try:
         value = float(margin)
@@ -201,13 +204,26 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
 
 def check_flag(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        msg = f"{name} must be True or False, got {_type_name(value)} {value!r}"
+        msg = f"{name} must be True or False, got {describe_type(value)} {value!r}"
         raise TypeError(msg)
 
 
-def _type_name(value: object) -> str:
-    """``int`` for a Python int, ``numpy.bool`` for NumPy's: the module says which
-    bool a message means."""
-    cls = type(value)
-    module = cls.__module__.split(".")[0]
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+def describe_type(value: object) -> str:
+    """The type of ``value`` for error messages: ``module.Class`` by its top-level
+    module (``numpy.ndarray``, and ``numpy.bool`` beside Python's), or a builtin's
+    name alone (``int``)."""
+    name = type(value).__qualname__
+    library = library_of(value)
+    return name if library == "builtins" else f"{library}.{name}"
+
+
+def a_type(value: object) -> str:
+    """:func:`describe_type` after its article: 'a numpy.ndarray', 'an
+    array_api_strict.Array'."""
+    described = describe_type(value)
+    return f"{'an' if described[0] in 'aeiou' else 'a'} {described}"
+
+
+def library_of(value: object) -> str:
+    """The top-level module that defines ``value``'s type."""
+    return type(value).__module__.split(".")[0]
