@@ -43,6 +43,18 @@ for _loss in IMPLICIT + EXPLICIT:
     lazy_xp_function(_loss)
 
 
+def _printed_by_a_fresh_interpreter(script: str) -> list[str]:
+    """The lines ``script`` (indented as a test writes it) prints in a new Python: for
+    what a process's first call, or its environment, decides."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.splitlines()
+
+
 @pytest.fixture(params=[f.__name__ for f in IMPLICIT + EXPLICIT])
 def loss(request, xp):  # noqa: ARG001 - requested so its patch comes first
     """Each loss as this module's globals hold it during the test: jitted on JAX,
@@ -154,7 +166,7 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
     # bpr of 1 against 0 is σ(-1)), the others refused naming both placements. Two
     # CPU devices exist only if XLA_FLAGS says so before JAX starts: a subprocess
     pytest.importorskip("jax")
-    script = textwrap.dedent(
+    printed = _printed_by_a_fresh_interpreter(
         """
         import os
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
@@ -181,11 +193,8 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
                 print(f"{name}: {error}")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
     expected = f"{1 / (1 + math.exp(1)):.6f}"
-    assert result.stdout.splitlines() == [
+    assert printed == [
         f"replicated mask: {expected}",
         f"uncommitted mask: {expected}",
         f"uncommitted beside committed: {expected}",
@@ -543,7 +552,7 @@ def test_torch_compile_of_a_first_call_warns_of_nothing():
     # warnings are errors, as in this suite. In a fresh interpreter, the first call
     # of all compiled with warnings as errors; expected: the eager call's value
     pytest.importorskip("torch")
-    script = textwrap.dedent(
+    printed = _printed_by_a_fresh_interpreter(
         """
         import warnings
         warnings.simplefilter("error")
@@ -556,10 +565,7 @@ def test_torch_compile_of_a_first_call_warns_of_nothing():
         print(float(compiled(*arguments)) == float(loss(*arguments)))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "True"
+    assert printed == ["True"]
 
 
 def _autograd_of_second(loss, first, second):
@@ -753,7 +759,7 @@ def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
     # the backend cache would keep an earlier resolution. expected: the TypeError
     # naming the argument and the revision, then the same call working at 2024.12
     pytest.importorskip("array_api_strict")
-    script = textwrap.dedent(
+    printed = _printed_by_a_fresh_interpreter(
         """
         import warnings
         import array_api_strict as xp
@@ -769,11 +775,8 @@ def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
         print(float(bpr_loss(xp.asarray([1.0]), xp.asarray([0.0]))))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
     # expected by hand: bpr of 1 against 0 is σ(-1)
-    assert result.stdout.splitlines() == [
+    assert printed == [
         (
             "positive_predictions is an array_api_strict.Array of the 2023.12 array "
             "API standard; arraylosses needs its 2024.12 revision or later (for "
@@ -785,7 +788,7 @@ def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
 
 def test_no_framework_is_imported_to_detect_one():
     # in a fresh interpreter: import the package, run every loss on NumPy, list imports
-    script = textwrap.dedent(
+    printed = _printed_by_a_fresh_interpreter(
         """
         import sys
         import numpy as np
@@ -800,10 +803,7 @@ def test_no_framework_is_imported_to_detect_one():
         print(sorted(name for name in frameworks if name in sys.modules))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert printed == ["[]"]
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,8 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     """
     # compiled, a graph fuses the product anyway, and out= fails while Dynamo traces a
     # torch.func transform (which also hides requires_grad from it); forward mode
-    # refuses out= only after writing into z
+    # refuses out= only after writing into z. _differentiated of each tensor, written
+    # out so that the forward-mode check runs once on this hot path
     if (
         is_compiling()
         or x.requires_grad
