@@ -37,6 +37,11 @@ from arraylosses import (
     regression_loss,
 )
 
+# PyTorch's forward mode (torch.func.jvp, and hessian through it) scripts its own
+# decompositions on first use, which warns of torch.jit.script's deprecation
+_FORWARD_MODE_SCRIPTS = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
 IMPLICIT = (pointwise_loss, bpr_loss, hinge_loss, adaptive_hinge_loss)
 EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
 for _loss in IMPLICIT + EXPLICIT:
@@ -428,10 +433,7 @@ def test_torch_func_transforms_of_the_losses_compile(size):
         )
 
 
-# torch.func.jvp's first call scripts PyTorch's own decompositions, which warns
-@pytest.mark.filterwarnings(
-    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
-)
+@_FORWARD_MODE_SCRIPTS
 @pytest.mark.parametrize("size", [6, 2**17])
 @pytest.mark.parametrize("weights", ["none", "bool", "float"])
 def test_torch_forward_mode_derivatives_are_reverse_modes(size, weights):
@@ -612,10 +614,7 @@ def test_torch_mean_has_the_bits_of_torch_mean(dtype_name):
         assert torch.equal(actual_grad, expected_grad), size
 
 
-# torch.func.hessian's forward mode scripts PyTorch's own decompositions, which warns
-@pytest.mark.filterwarnings(
-    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
-)
+@_FORWARD_MODE_SCRIPTS
 @pytest.mark.parametrize(
     "context", ["inference_mode", "meta_default_device", "nested_torch_func"]
 )
