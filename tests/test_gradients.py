@@ -212,6 +212,52 @@ class TestAgainstFiniteDifferences:
             )
 
 
+def _at_branch_switch(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs on which the stable forms switch branch (a sigmoid's or the logistic
+    loss's argument exactly 0, where max(x, 0) and |x| have kinks that cancel) while
+    the loss itself is smooth."""
+    if case.id == "logistic":
+        return np.asarray([1.0, -1.0, 0.0, 0.5]), np.zeros(4)  # observed, logit
+    first = np.asarray([0.0, 0.7, -1.2, 0.0])
+    if case.id == "pointwise":
+        return first, np.asarray([0.0, 0.0, 0.3, -0.4])
+    return first, first.copy()  # bpr: p - n = 0
+
+
+class TestAtBranchSwitch:
+    """Where a stable form switches branch and the loss is smooth, the autodiff
+    gradient is the derivative (a subgradient convention at either kink would not
+    be): the guide's own ``jax.grad`` example is the logistic loss at logit 0."""
+
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    @pytest.mark.parametrize(
+        "case",
+        [case for case in CASES if case.id in {"pointwise", "bpr", "logistic"}],
+        ids=lambda case: case.id,
+    )
+    def test_gradient(self, xp, case, reduction):
+        _autograd_backend(xp)
+        first, second = _at_branch_switch(case)
+        args = _as_xp(xp, first, second)
+
+        value, grads = _value_and_grads(xp, case, args, None, reduction)
+
+        # expected: central differences of the float64 reference, which is smooth here
+        objective = _objective(case, None, reduction)
+        support.assert_close(value, objective(first, second), xp=xp, like=args[1])
+        for i, grad in zip(case.wrt, grads, strict=True):
+            expected = _numeric_gradient(objective, (first, second), i)
+            support.assert_close(
+                grad,
+                expected,
+                xp=xp,
+                like=args[i],
+                shape=args[i].shape,
+                rtol=GRAD_RTOL,
+                atol=GRAD_ATOL,
+            )
+
+
 def _broadcast_params():
     # (case, which argument has the (B, 1) shape); explicit losses only differentiate
     # the predictions, so only a (B, 1) prediction is of interest there
