@@ -466,6 +466,32 @@ def test_torch_forward_mode_derivatives_are_reverse_modes(size, weights):
             )
 
 
+def test_torch_compiled_forward_mode_transforms():
+    # torch.compile of a forward-mode transform of ATen's addcmul (the fused
+    # ŷ - y·log ŷ of the Poisson loss) crashes the interpreter in PyTorch 2.13, so
+    # the compiled loss must not call it: a fresh interpreter keeps a crash out of
+    # this one. expected: the eager transforms' derivatives
+    pytest.importorskip("torch")
+    printed = _printed_by_a_fresh_interpreter(
+        """
+        import torch
+        from arraylosses import poisson_loss, regression_loss
+        observed = torch.tensor([1.0, 0.0, 2.0, 3.0])
+        rate = torch.tensor([0.5, 1.2, 2.0, 0.7])
+        tangent = torch.tensor([1.0, -1.0, 0.5, 2.0])
+        for loss in (poisson_loss, regression_loss):
+            def of_rate(x, loss=loss):
+                return loss(observed, x)
+            def directional(x, of_rate=of_rate):
+                return torch.func.jvp(of_rate, (x,), (tangent,))[1]
+            for transform in (torch.func.jacfwd(of_rate), directional):
+                compiled = torch.compile(transform, backend="aot_eager")
+                print(torch.allclose(compiled(rate), transform(rate), atol=0))
+        """
+    )
+    assert printed == ["True"] * 4
+
+
 @pytest.mark.parametrize("tracing", ["FakeTensorMode", "fake", "symbolic", "aot"])
 def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
     # a loss traced with fake or functional tensors must neither meet the real 0-d

@@ -184,6 +184,90 @@ COMPILED = [
 ]
 
 
+MAPPED = {  # which of (first, second, mask) torch.func.vmap maps over its batch axis
+    "all": (0, 0, 0),
+    "mask-only": (None, None, 0),
+    "second-only": (None, 0, 0),
+}
+
+
+class TestTorchVmap:
+    """``torch.func.vmap`` over any subset of the arguments: an argument that is not
+    mapped meets batched ones inside the loss, where in-place writes are refused."""
+
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    @pytest.mark.parametrize("mask_kind", ["bool", "float"])
+    @pytest.mark.parametrize("mapped", list(MAPPED))
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_vmap(self, xp, case, mapped, mask_kind, reduction):
+        _skip_unless(xp, "torch", "torch.func.vmap")
+        import torch
+
+        batch, width = 3, 5
+        in_dims = MAPPED[mapped]
+        rng = np.random.default_rng(29)
+        first, second = _draw(case, rng, (batch, width), batch_axis=1)
+        if mask_kind == "bool":
+            mask = rng.uniform(size=(batch, width)) < 0.6
+            mask[1] = False  # one row entirely masked: its mean is 0
+        else:
+            mask = rng.uniform(0.0, 2.0, (batch, width))
+        # an argument that is not mapped is the first row, shared by every call
+        first, second = (
+            array if dim == 0 else array[0]
+            for array, dim in zip((first, second), in_dims[:2], strict=True)
+        )
+        args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
+        mask_dtype = xp.bool if mask_kind == "bool" else xp.float32
+        mask_xp = support.asarray(xp, mask, mask_dtype)
+        function = getattr(al, case.name)
+
+        def per_row(f, s, m):
+            return function(f, s, m, reduction=reduction, **case.kwargs)
+
+        result = torch.func.vmap(per_row, in_dims=in_dims)(*args, mask_xp)
+
+        # expected: the reference applied row by row
+        rows = [
+            [
+                array[b] if dim == 0 else array
+                for array, dim in zip((first, second), in_dims[:2], strict=True)
+            ]
+            for b in range(batch)
+        ]
+        expected = np.stack(
+            [_expected(case, *row, mask[b], reduction) for b, row in enumerate(rows)]
+        )
+        shape = (batch, width) if reduction == "none" else (batch,)
+        support.assert_close(result, expected, xp=xp, like=args[1], shape=shape)
+
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_compiled_vmap_over_masks_alone(self, xp, case):
+        _skip_unless(xp, "torch", "torch.compile of torch.func.vmap")
+        import torch
+
+        rng = np.random.default_rng(31)
+        first, second = _draw(case, rng, (4,))
+        masks = rng.uniform(size=(2, 4)) < 0.6
+        args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
+        function = getattr(al, case.name)
+
+        def of_mask(mask):
+            return function(*args, mask, **case.kwargs)
+
+        torch._dynamo.reset()
+        compiled = torch.compile(
+            torch.func.vmap(of_mask), fullgraph=True, backend="aot_eager"
+        )
+        result = compiled(support.asarray(xp, masks, xp.bool))
+
+        # expected: the reference applied mask by mask
+        expected = [_expected(case, first, second, mask, "mean") for mask in masks]
+        support.assert_close(
+            result, np.stack(expected), xp=xp, like=args[1], shape=(2,)
+        )
+
+
 class TestTorchCompile:
     # importing inductor trips a deprecation inside torch itself, not in arraylosses
     @pytest.mark.filterwarnings(

@@ -161,8 +161,8 @@ def _keep(cache: dict[Any, Array], key: Any, constant: Array) -> Array:
 
 def subtract_product(x: Array, y: Array, z: Array) -> Array:
     """``x - y·z`` in one kernel, ATen's ``addcmul``, written into ``z`` (a new tensor
-    with the result's shape) where neither autograd (which refuses ``out=``) nor
-    ``torch.compile`` is watching.
+    with the result's shape) where autograd (which refuses ``out=``) is not
+    watching; compiled, the expression itself, which the graph fuses.
 
     Where the CPU has a fused multiply-add, the kernel rounds once where the
     expression rounds the product and then the difference: as close as the
@@ -170,17 +170,14 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     the expression's own two roundings. The gradients are the expression's, to the
     bit.
     """
-    # compiled, a graph fuses the product anyway, and out= fails while Dynamo traces a
-    # torch.func transform (which also hides requires_grad from it); forward mode
-    # refuses out= only after writing into z. _differentiated of each tensor, written
-    # out so that the forward-mode check runs once on this hot path
-    if (
-        is_compiling()
-        or x.requires_grad
-        or y.requires_grad
-        or z.requires_grad
-        or _forward_mode()
-    ):
+    if is_compiling():
+        # the graph fuses the product anyway; and out= fails while Dynamo traces a
+        # torch.func transform (which also hides requires_grad from it), and a
+        # compiled forward-mode transform (jacfwd, jvp) of addcmul crashes PyTorch
+        return x - y * z
+    # forward mode refuses out= only after writing into z. _differentiated of each
+    # tensor, written out so that the forward-mode check runs once on this hot path
+    if x.requires_grad or y.requires_grad or z.requires_grad or _forward_mode():
         return torch.addcmul(x, y, z, value=-1)
     try:
         return torch.addcmul(x, y, z, value=-1, out=z)
@@ -253,23 +250,37 @@ def keep(mask: Array, x: Array) -> Array:
     bits = _bits(x)
     if bits is None:
         return torch.where(mask, x, 0.0)
-    # x's bit pattern times 0 or 1 is x's or +0.0's, and twice as fast as where()
-    return torch.mul(x.view(bits), mask.to(bits)).view(x.dtype)
+    return _times_bits(x, mask.to(bits))
 
 
 def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     """The sum of :func:`keep` ``(mask, loss)``, written into ``loss`` (a new tensor
-    the call owns), and :func:`count` of ``mask``."""
+    the call owns) where it can be, and :func:`count` of ``mask``."""
     bits = _bits(loss)
     if bits is None:
         return torch.sum(torch.where(mask, loss, 0.0)), count(mask, None)
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
     ones = mask.to(bits)
-    loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
+    if is_compiling():
+        # the graph fuses the product into the sum; and Dynamo fails on vmap's refusal
+        loss = _times_bits(loss, ones)
+    else:
+        try:
+            loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
+        except RuntimeError:
+            # torch.func.vmap refuses, before any write, to write a batched mask into
+            # a loss that is not batched (one loss, several masks)
+            loss = _times_bits(loss, ones)
     # sized by the loss, not the mask: a mask that broadcasts has its count scaled up
     # to the loss's size afterwards (_reduction), which must not wrap around
     count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
     return torch.sum(loss), torch.sum(ones, dtype=count_dtype).clamp_min_(1)
+
+
+def _times_bits(x: Array, ones: Array) -> Array:
+    """``x`` where ``ones`` (0 or 1, in the signed integer dtype of ``x``'s item size)
+    is 1, else +0.0: ``x``'s bit pattern times 0 or 1, twice as fast as where()."""
+    return torch.mul(x.view(ones.dtype), ones).view(x.dtype)
 
 
 def _bits(x: Array) -> Any:
