@@ -811,6 +811,30 @@ def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
     ]
 
 
+def test_numpy_before_2_is_refused_by_name():
+    # NumPy 1 promotes float32 against an integer scalar by value, to float64, so
+    # every mean would come back float64. The version is read when NumPy's backend
+    # is first resolved: a fresh interpreter that reports NumPy 1.26.4 stands in for
+    # one that has it (run by hand on a real 1.26.4, the same message). expected:
+    # the TypeError naming the argument, the version found and the one needed
+    printed = _printed_by_a_fresh_interpreter(
+        """
+        import numpy as np
+        np.__version__ = "1.26.4"
+        from arraylosses import regression_loss
+        try:
+            regression_loss(np.ones(2), np.zeros(2, np.float32))
+        except TypeError as error:
+            print(error)
+        """
+    )
+    assert printed == [
+        "observed_ratings is a numpy.ndarray of NumPy 1.26.4; arraylosses needs "
+        "NumPy 2.0 or later, whose promotion rules keep a float32 loss float32: "
+        "pip install 'numpy>=2'"
+    ]
+
+
 def test_no_framework_is_imported_to_detect_one():
     # in a fresh interpreter: import the package, run every loss on NumPy, list imports
     printed = _printed_by_a_fresh_interpreter(

@@ -34,6 +34,8 @@ __all__ = ["BACKENDS", "Backend", "backend_of"]
 _SINGLE_PRECISION_BITS = 32
 # the revision of the array API standard whose functions take Python scalars
 _SCALARS_ALLOWED_FROM = "2024.12"
+# the major version from which NumPy promotes by dtype alone (NEP 50)
+_NUMPY_PROMOTING_BY_TYPE = 2
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -230,6 +232,15 @@ def _resolve(array: object, name: str) -> Backend:
             msg = (
                 f"{name} is {a_type(array)}, which arraylosses can't take: "
                 "pass a plain NumPy array (a masked array's mask goes in mask=)"
+            )
+            raise TypeError(msg)
+        # NumPy 1 promotes a float32 array against a Python or 0-d integer by value,
+        # to float64: every mean would come back in the wrong dtype
+        if int(numpy.__version__.split(".", 1)[0]) < _NUMPY_PROMOTING_BY_TYPE:
+            msg = (
+                f"{name} is {a_type(array)} of NumPy {numpy.__version__}; arraylosses "
+                f"needs NumPy {_NUMPY_PROMOTING_BY_TYPE}.0 or later, whose promotion "
+                "rules keep a float32 loss float32: pip install 'numpy>=2'"
             )
             raise TypeError(msg)
         primitives = _standard_primitives(xp) | _ufunc_primitives(
