@@ -25,7 +25,7 @@ import pytest
 import support
 
 import arraylosses
-from arraylosses.demo import cli
+from arraylosses.demo import cli, training
 from arraylosses.demo.cli import main
 from arraylosses.demo.data import synthetic
 
@@ -368,7 +368,10 @@ class TestBadArguments:
             ("user,rating\n0,4\n", "no 'item' column"),
             ("user,item\n0,x\n", "line 2"),
             ("", "empty file"),
+            # longer than the csv module's field limit
+            (f'user,item\n1,"{"2" * 200_000}"\n', "line 2: not valid CSV"),
         ],
+        ids=["no-item-column", "bad-id", "empty", "oversized-field"],
     )
     def test_data_malformed_file(
         self,
@@ -451,6 +454,59 @@ class TestBadArguments:
         )
         assert "--backend jax needs jax[cpu]: pip install jax[cpu]" in err
 
+    @pytest.mark.parametrize(
+        ("version", "found"), [(None, "none is installed"), ("1.26.4", "found 1.26.4")]
+    )
+    def test_numpy_missing_or_before_2(
+        self,
+        tiny: Path,
+        version: str | None,
+        found: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # the demo's data and batches are NumPy's whatever the backend; as if NumPy
+        # were not installed (None in sys.modules stops its import), or were 1.26.4
+        if version is None:
+            monkeypatch.setitem(sys.modules, "numpy", None)
+        else:
+            monkeypatch.setattr(np, "__version__", version)
+        err = expect_usage_error(["demo", "--data", str(tiny)], capsys)
+        assert f"the demo needs NumPy 2.0 or later ({found})" in err
+
+    # NumPy warns of the overflow in the model's updates, which the run shows as is
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+    def test_a_diverging_run_stops_with_an_error(
+        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # a learning rate of 1e30 sends the loss to inf or NaN within two epochs;
+        # metrics of such a model mean nothing. expected: exit status 1, no table
+        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "2"]
+        with pytest.raises(SystemExit) as raised:
+            main([*arguments, "--learning-rate", "1e30"])
+        assert raised.value.code == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "training with the bpr loss diverged" in err
+        assert "; try a smaller --learning-rate (now 1e+30)" in err
+
+    def test_out_of_memory_names_the_sizes(
+        self,
+        tiny: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # as if --dim did not fit in memory: training raises MemoryError
+        def no_memory(*_: object, **__: object) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(training, "train", no_memory)
+        with pytest.raises(SystemExit) as raised:
+            main(["demo", "--data", str(tiny), "--losses", "bpr", "--dim", "7"])
+        assert raised.value.code == 1
+        err = capsys.readouterr().err
+        assert "error: out of memory; lower --dim (now 7), --negatives (5)" in err
+
     def test_no_subcommand_prints_help(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -468,17 +524,21 @@ class TestBadArguments:
 def python_m_arraylosses(*arguments: str) -> subprocess.CompletedProcess[str]:
     """``python -m arraylosses ...`` in a fresh interpreter that imports the same
     package as this test process."""
-    source = str(Path(arraylosses.__file__).resolve().parent.parent)
-    path = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     return subprocess.run(
         [sys.executable, "-m", "arraylosses", *arguments],
         capture_output=True,
         text=True,
-        env=environment,
+        env=_environment(),
         check=False,
         timeout=120,
     )
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment, with the arraylosses it imports first on the path."""
+    source = str(Path(arraylosses.__file__).resolve().parent.parent)
+    path = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 class TestPythonDashM:
@@ -493,6 +553,29 @@ class TestPythonDashM:
         assert process.returncode == 0, process.stderr
         for option in ("--backend", "--losses", "--explicit", "--data", "--plot"):
             assert option in process.stdout
+
+    def test_help_without_numpy(self) -> None:
+        # the help lists the losses, which needs no NumPy; the demo itself refuses
+        # to start without it. None in sys.modules stops NumPy's import
+        script = (
+            "import runpy, sys; sys.modules['numpy'] = None; "
+            "sys.argv[1:] = sys.argv[1:] or ['demo', '--help']; "
+            "runpy.run_module('arraylosses', run_name='__main__')"
+        )
+        for arguments, status in ((["demo", "--help"], 0), (["demo"], 2)):
+            process = subprocess.run(
+                [sys.executable, "-c", script, *arguments],
+                capture_output=True,
+                text=True,
+                env=_environment(),
+                check=False,
+                timeout=120,
+            )
+            assert process.returncode == status, process.stderr
+            if status == 0:
+                assert "adaptive_hinge" in process.stdout
+            else:
+                assert "the demo needs NumPy 2.0 or later" in process.stderr
 
     def test_no_arguments(self) -> None:
         process = python_m_arraylosses()

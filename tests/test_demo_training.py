@@ -779,6 +779,16 @@ class TestRankingMetrics:
             assert ranking.mrr == pytest.approx(mrr, rel=1e-6)
             assert ranking.precision_at_k == pytest.approx(precision, rel=1e-6)
 
+    def test_a_nan_score_gives_a_nan_mrr(self, xp: ModuleType) -> None:
+        usable(xp)
+        # a NaN score ties with nothing, not even itself: counted as such, its rank
+        # would be 1/2 and its reciprocal rank 2, beyond any real one. expected: NaN
+        scores = RANKING_SCORES.copy()
+        scores[RANKING_TEST.users[0], RANKING_TEST.items[0]] = np.nan
+        scores = support.asarray(xp, scores, xp.float32)
+        ranking = ranking_metrics(scores, RANKING_TRAIN, RANKING_TEST, xp=xp)
+        assert math.isnan(ranking.mrr)
+
     def test_scores_unchanged(self, xp: ModuleType) -> None:
         usable(xp)
         scores = support.asarray(xp, RANKING_SCORES, xp.float32)

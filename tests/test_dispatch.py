@@ -829,9 +829,11 @@ def test_numpy_before_2_is_refused_by_name():
         """
     )
     assert printed == [
-        "observed_ratings is a numpy.ndarray of NumPy 1.26.4; arraylosses needs "
-        "NumPy 2.0 or later, whose promotion rules keep a float32 loss float32: "
-        "pip install 'numpy>=2'"
+        (
+            "observed_ratings is a numpy.ndarray of NumPy 1.26.4; arraylosses needs "
+            "NumPy 2.0 or later, whose promotion rules keep a float32 loss float32: "
+            "pip install 'numpy>=2'"
+        )
     ]
 
 

@@ -29,13 +29,13 @@ Namespace = Any
 Dtype = Any
 Primitive = Callable[..., Array]
 
-__all__ = ["BACKENDS", "Backend", "backend_of"]
+__all__ = ["BACKENDS", "OLDEST_NUMPY_MAJOR", "Backend", "backend_of"]
 
 _SINGLE_PRECISION_BITS = 32
 # the revision of the array API standard whose functions take Python scalars
 _SCALARS_ALLOWED_FROM = "2024.12"
 # the major version from which NumPy promotes by dtype alone (NEP 50)
-_NUMPY_PROMOTING_BY_TYPE = 2
+OLDEST_NUMPY_MAJOR = 2
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -236,10 +236,10 @@ def _resolve(array: object, name: str) -> Backend:
             raise TypeError(msg)
         # NumPy 1 promotes a float32 array against a Python or 0-d integer by value,
         # to float64: every mean would come back in the wrong dtype
-        if int(numpy.__version__.split(".", 1)[0]) < _NUMPY_PROMOTING_BY_TYPE:
+        if int(numpy.__version__.split(".", 1)[0]) < OLDEST_NUMPY_MAJOR:
             msg = (
                 f"{name} is {a_type(array)} of NumPy {numpy.__version__}; arraylosses "
-                f"needs NumPy {_NUMPY_PROMOTING_BY_TYPE}.0 or later, whose promotion "
+                f"needs NumPy {OLDEST_NUMPY_MAJOR}.0 or later, whose promotion "
                 "rules keep a float32 loss float32: pip install 'numpy>=2'"
             )
             raise TypeError(msg)

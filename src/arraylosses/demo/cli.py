@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._namespace import backend_of
+from .._namespace import OLDEST_NUMPY_MAJOR, backend_of
+from . import EXPLICIT, IMPLICIT
 
 Namespace = Any
 
@@ -127,9 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _all_losses() -> list[str]:
-    from .training import EXPLICIT_LOSSES, IMPLICIT_LOSSES  # noqa: PLC0415
-
-    return [*IMPLICIT_LOSSES, *EXPLICIT_LOSSES]
+    return [*IMPLICIT, *EXPLICIT]
 
 
 def _loss_list(text: str) -> list[str]:
@@ -216,15 +215,12 @@ class Result:
 
 
 def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    # imported here, not at the top: a module that imports NumPy's data code
-    # before the command has been parsed would slow down every --help
+    _check_numpy(parser)
+    # imported here, not at the top: --help works without NumPy, and fast
     from . import data as datasets  # noqa: PLC0415
-    from .training import EXPLICIT_LOSSES, IMPLICIT_LOSSES, Settings  # noqa: PLC0415
+    from .training import Settings  # noqa: PLC0415
 
-    losses = arguments.losses or [
-        *IMPLICIT_LOSSES,
-        *(EXPLICIT_LOSSES if arguments.explicit else ()),
-    ]
+    losses = arguments.losses or [*IMPLICIT, *(EXPLICIT if arguments.explicit else ())]
     if arguments.plot is not None:
         _check_plot_path(arguments.plot, parser)
     try:
@@ -239,7 +235,7 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         )
     except (OSError, ValueError, ImportError) as error:
         parser.error(f"--data: {error}")
-    explicit = [name for name in losses if name in EXPLICIT_LOSSES]
+    explicit = [name for name in losses if name in EXPLICIT]
     if explicit and interactions.ratings is None:
         parser.error(
             f"the explicit losses ({', '.join(explicit)}) need ratings, and "
@@ -266,7 +262,7 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         f"items, {len(train)} training and {len(test)} test interactions. "
         f"Backend: {arguments.backend}.\n"
     )
-    implicit = [name for name in losses if name in IMPLICIT_LOSSES]
+    implicit = [name for name in losses if name in IMPLICIT]
     sections = []
     if implicit:
         sections.append(
@@ -276,7 +272,17 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         sections.append(("Explicit feedback: predicting ratings", "explicit", explicit))
     trained: list[Result] = []
     for title, family, names in sections:
-        results = _run_family(family, names, train, test, xp=xp, settings=settings)
+        try:
+            results = _run_family(family, names, train, test, xp=xp, settings=settings)
+        except _DivergedError as error:
+            parser.exit(1, f"{parser.prog}: error: {error}\n")
+        except MemoryError:
+            parser.exit(
+                1,
+                f"{parser.prog}: error: out of memory; lower --dim (now "
+                f"{settings.dim}), --negatives ({settings.negatives}) or --batch-size "
+                f"({settings.batch_size})\n",
+            )
         sys.stdout.write(
             _table(title, family, results, backend=arguments.backend) + "\n"
         )
@@ -285,6 +291,20 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         _plot(trained, arguments.plot)
         sys.stderr.write(f"Training curves written to {arguments.plot}\n")
     return 0
+
+
+def _check_numpy(parser: argparse.ArgumentParser) -> None:
+    # the demo draws its data and batches with NumPy, whatever --backend computes with
+    try:
+        numpy = importlib.import_module("numpy")
+    except ImportError:
+        numpy = None
+    if numpy is None or int(numpy.__version__.split(".", 1)[0]) < OLDEST_NUMPY_MAJOR:
+        found = "none is installed" if numpy is None else f"found {numpy.__version__}"
+        parser.error(
+            f"the demo needs NumPy {OLDEST_NUMPY_MAJOR}.0 or later ({found}): "
+            "pip install 'arraylosses[demo]'"
+        )
 
 
 def _check_plot_path(path: Path, parser: argparse.ArgumentParser) -> None:
@@ -324,6 +344,15 @@ def _run_family(
             on_epoch=progress.epoch,
         )
         seconds = time.perf_counter() - start
+        diverged = [loss for loss in trained.epoch_losses if not math.isfinite(loss)]
+        if diverged:
+            epoch = trained.epoch_losses.index(diverged[0]) + 1
+            msg = (
+                f"training with the {name} loss diverged: its loss was {diverged[0]} "
+                f"in epoch {epoch}; try a smaller --learning-rate (now "
+                f"{settings.learning_rate})"
+            )
+            raise _DivergedError(msg)
         model = trained.model
         if family == "implicit":
             ranking = evaluation.ranking_metrics(model.all_scores(), train, test, xp=xp)
@@ -346,6 +375,10 @@ def _run_family(
             )
         )
     return results
+
+
+class _DivergedError(RuntimeError):
+    """A model whose training loss became inf or NaN: its metrics would mean nothing."""
 
 
 def _baselines(

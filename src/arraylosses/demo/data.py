@@ -382,17 +382,21 @@ def _read_csv(path: Path, delimiter: str) -> _Columns:
             raise ValueError(msg)
         user_at, item_at, rating_at = _find_columns(path, header, ", line 1")
         needed = max(user_at, item_at, -1 if rating_at is None else rating_at) + 1
-        for row in reader:
-            if not row:  # a blank line
-                continue
-            where = f"{path}, line {reader.line_num}"
-            if len(row) < needed:
-                msg = f"{where}: {len(row)} fields, expected at least {needed}"
-                raise ValueError(msg)
-            users.append(_parse_id(row[user_at], "user", where))
-            items.append(_parse_id(row[item_at], "item", where))
-            if rating_at is not None:
-                ratings.append(_parse_rating(row[rating_at], where))
+        try:
+            for row in reader:
+                if not row:  # a blank line
+                    continue
+                where = f"{path}, line {reader.line_num}"
+                if len(row) < needed:
+                    msg = f"{where}: {len(row)} fields, expected at least {needed}"
+                    raise ValueError(msg)
+                users.append(_parse_id(row[user_at], "user", where))
+                items.append(_parse_id(row[item_at], "item", where))
+                if rating_at is not None:
+                    ratings.append(_parse_rating(row[rating_at], where))
+        except csv.Error as error:  # a field past csv's size limit, a stray NUL
+            msg = f"{path}, line {reader.line_num}: not valid CSV: {error}"
+            raise ValueError(msg) from None
     if not users:
         msg = f"{path}: no interactions, only a header row"
         raise ValueError(msg)

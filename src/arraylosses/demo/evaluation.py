@@ -83,7 +83,9 @@ def ranking_metrics(
         own = xp.take_along_axis(rows, xp.asarray(test.items[block])[:, None], axis=1)
         above = xp.sum(xp.astype(rows > own, xp.float32), axis=1)
         tied = xp.sum(xp.astype(rows == own, xp.float32), axis=1)  # itself included
-        reciprocal_rank = 1.0 / (above + (tied + 1.0) / 2.0)
+        # a NaN score has no rank (and no tie with itself, which would read as 2)
+        unranked = xp.isnan(own[:, 0])
+        reciprocal_rank = xp.where(unranked, xp.nan, 1.0 / (above + (tied + 1.0) / 2.0))
         share = xp.asarray(shares[block].astype(np.float32))
         mrr += float(xp.sum(reciprocal_rank * share))
 

@@ -14,16 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import (
-    adaptive_hinge_loss,
-    bpr_loss,
-    hinge_loss,
-    logistic_loss,
-    pointwise_loss,
-    poisson_loss,
-    regression_loss,
-    value_and_grad,
-)
+import arraylosses
+
+from .. import value_and_grad
+from . import EXPLICIT, IMPLICIT
 from .data import Interactions
 from .evaluation import observed_outcome
 from .model import Adam, Factorization
@@ -41,15 +35,10 @@ __all__ = [
 ]
 
 IMPLICIT_LOSSES: dict[str, Callable[..., Array]] = {
-    "pointwise": pointwise_loss,
-    "bpr": bpr_loss,
-    "hinge": hinge_loss,
-    "adaptive_hinge": adaptive_hinge_loss,
+    name: getattr(arraylosses, f"{name}_loss") for name in IMPLICIT
 }
 EXPLICIT_LOSSES: dict[str, Callable[..., Array]] = {
-    "regression": regression_loss,
-    "poisson": poisson_loss,
-    "logistic": logistic_loss,
+    name: getattr(arraylosses, f"{name}_loss") for name in EXPLICIT
 }
 
 
