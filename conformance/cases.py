@@ -107,7 +107,10 @@ SHAPES = {
         Shape("batch", (7,), (7,)),
         Shape("sequence", (7, 5), (7, 5)),
         Shape("one", (1,), (1,)),
-        Shape("column", (7, 1), (7, 1)),
+        # broadcasting, either way round: a rating per row against a sequence of
+        # predictions, and a prediction per row against a sequence of ratings
+        Shape("column", (7, 1), (7, 5)),
+        Shape("predicted column", (7, 5), (7, 1)),
     ),
 }
 
