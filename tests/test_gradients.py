@@ -190,26 +190,32 @@ class TestAgainstFiniteDifferences:
         rng = np.random.default_rng(20240611)
         first, second = _draw(case, rng, (3, 4), (3, 4))
         mask = _weights(rng, (3, 4)) if masked else None
-        args = _as_xp(xp, first, second)
-        (mask_xp,) = _as_xp(xp, mask)
+        _assert_gradients_of_the_reference(xp, case, first, second, mask, reduction)
 
-        value, grads = _value_and_grads(xp, case, args, mask_xp, reduction)
 
-        # expected: Spotlight's formula in float64 (support.ref_*), reduced by ref_reduce
-        objective = _objective(case, mask, reduction)
-        support.assert_close(value, objective(first, second), xp=xp, like=args[1])
-        for i, grad in zip(case.wrt, grads, strict=True):
-            # expected: central differences of that float64 reference
-            expected = _numeric_gradient(objective, (first, second), i)
-            support.assert_close(
-                grad,
-                expected,
-                xp=xp,
-                like=args[i],
-                shape=args[i].shape,
-                rtol=GRAD_RTOL,
-                atol=GRAD_ATOL,
-            )
+def _assert_gradients_of_the_reference(xp, case, first, second, mask, reduction):
+    """The loss and its autodiff gradients at ``first``, ``second`` (NumPy float64)
+    are the float64 reference's value and its central differences."""
+    args = _as_xp(xp, first, second)
+    (mask_xp,) = _as_xp(xp, mask)
+
+    value, grads = _value_and_grads(xp, case, args, mask_xp, reduction)
+
+    # expected: Spotlight's formula in float64 (support.ref_*), reduced by ref_reduce
+    objective = _objective(case, mask, reduction)
+    support.assert_close(value, objective(first, second), xp=xp, like=args[1])
+    for i, grad in zip(case.wrt, grads, strict=True):
+        # expected: central differences of that float64 reference
+        expected = _numeric_gradient(objective, (first, second), i)
+        support.assert_close(
+            grad,
+            expected,
+            xp=xp,
+            like=args[i],
+            shape=args[i].shape,
+            rtol=GRAD_RTOL,
+            atol=GRAD_ATOL,
+        )
 
 
 def _at_branch_switch(case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -238,24 +244,8 @@ class TestAtBranchSwitch:
     def test_gradient(self, xp, case, reduction):
         _autograd_backend(xp)
         first, second = _at_branch_switch(case)
-        args = _as_xp(xp, first, second)
-
-        value, grads = _value_and_grads(xp, case, args, None, reduction)
-
-        # expected: central differences of the float64 reference, which is smooth here
-        objective = _objective(case, None, reduction)
-        support.assert_close(value, objective(first, second), xp=xp, like=args[1])
-        for i, grad in zip(case.wrt, grads, strict=True):
-            expected = _numeric_gradient(objective, (first, second), i)
-            support.assert_close(
-                grad,
-                expected,
-                xp=xp,
-                like=args[i],
-                shape=args[i].shape,
-                rtol=GRAD_RTOL,
-                atol=GRAD_ATOL,
-            )
+        # the reference is smooth here, so its central differences are the derivative
+        _assert_gradients_of_the_reference(xp, case, first, second, None, reduction)
 
 
 def _broadcast_params():
