@@ -29,7 +29,13 @@ Namespace = Any
 Dtype = Any
 Primitive = Callable[..., Array]
 
-__all__ = ["BACKENDS", "OLDEST_NUMPY_MAJOR", "Backend", "backend_of"]
+__all__ = [
+    "BACKENDS",
+    "OLDEST_NUMPY_MAJOR",
+    "Backend",
+    "backend_of",
+    "promotes_by_dtype",
+]
 
 _SINGLE_PRECISION_BITS = 32
 # the revision of the array API standard whose functions take Python scalars
@@ -164,6 +170,13 @@ def backend_of(array: object, name: str) -> Backend:
     return backend
 
 
+def promotes_by_dtype(numpy: types.ModuleType) -> bool:
+    """Whether the NumPy module ``numpy`` promotes by dtype alone (NEP 50). NumPy 1
+    promotes a float32 array against a Python or 0-d integer by value, to float64:
+    every mean would come back in the wrong dtype."""
+    return int(numpy.__version__.split(".", 1)[0]) >= OLDEST_NUMPY_MAJOR
+
+
 def _resolve(array: object, name: str) -> Backend:
     # Python's scalars have no shape; NumPy's (float64's a float too) are 0-d arrays
     if not hasattr(array, "shape"):
@@ -234,9 +247,7 @@ def _resolve(array: object, name: str) -> Backend:
                 "pass a plain NumPy array (a masked array's mask goes in mask=)"
             )
             raise TypeError(msg)
-        # NumPy 1 promotes a float32 array against a Python or 0-d integer by value,
-        # to float64: every mean would come back in the wrong dtype
-        if int(numpy.__version__.split(".", 1)[0]) < OLDEST_NUMPY_MAJOR:
+        if not promotes_by_dtype(numpy):
             msg = (
                 f"{name} is {a_type(array)} of NumPy {numpy.__version__}; arraylosses "
                 f"needs NumPy {OLDEST_NUMPY_MAJOR}.0 or later, whose promotion "

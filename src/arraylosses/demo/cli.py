@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .._namespace import OLDEST_NUMPY_MAJOR, backend_of
+from .._namespace import OLDEST_NUMPY_MAJOR, backend_of, promotes_by_dtype
 from . import EXPLICIT, IMPLICIT
 
 Namespace = Any
@@ -299,7 +299,7 @@ def _check_numpy(parser: argparse.ArgumentParser) -> None:
         numpy = importlib.import_module("numpy")
     except ImportError:
         numpy = None
-    if numpy is None or int(numpy.__version__.split(".", 1)[0]) < OLDEST_NUMPY_MAJOR:
+    if numpy is None or not promotes_by_dtype(numpy):
         found = "none is installed" if numpy is None else f"found {numpy.__version__}"
         parser.error(
             f"the demo needs NumPy {OLDEST_NUMPY_MAJOR}.0 or later ({found}): "
