@@ -524,21 +524,22 @@ class TestBadArguments:
 def python_m_arraylosses(*arguments: str) -> subprocess.CompletedProcess[str]:
     """``python -m arraylosses ...`` in a fresh interpreter that imports the same
     package as this test process."""
+    return fresh_python("-m", "arraylosses", *arguments)
+
+
+def fresh_python(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python ...`` in a fresh interpreter that imports the same arraylosses as this
+    test process (first on its path)."""
+    source = str(Path(arraylosses.__file__).resolve().parent.parent)
+    path = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return subprocess.run(
-        [sys.executable, "-m", "arraylosses", *arguments],
+        [sys.executable, *arguments],
         capture_output=True,
         text=True,
-        env=_environment(),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         check=False,
         timeout=120,
     )
-
-
-def _environment() -> dict[str, str]:
-    """This process's environment, with the arraylosses it imports first on the path."""
-    source = str(Path(arraylosses.__file__).resolve().parent.parent)
-    path = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 class TestPythonDashM:
@@ -563,14 +564,7 @@ class TestPythonDashM:
             "runpy.run_module('arraylosses', run_name='__main__')"
         )
         for arguments, status in ((["demo", "--help"], 0), (["demo"], 2)):
-            process = subprocess.run(
-                [sys.executable, "-c", script, *arguments],
-                capture_output=True,
-                text=True,
-                env=_environment(),
-                check=False,
-                timeout=120,
-            )
+            process = fresh_python("-c", script, *arguments)
             assert process.returncode == status, process.stderr
             if status == 0:
                 assert "adaptive_hinge" in process.stdout
