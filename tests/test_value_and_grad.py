@@ -753,6 +753,38 @@ class _ValueAndGradContract:
                 atol=0,
             )
 
+    @pytest.mark.parametrize("reduction", ["mean", "sum"])
+    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "bool-mask"])
+    def test_value_is_the_losses_own(
+        self, xp: ModuleType, reduction: str, *, masked: bool
+    ) -> None:
+        # by hand: the value is what the loss itself returns, to the bit. Two
+        # roundings of one formula differ in a few percent of elements (PyTorch's
+        # fused multiply-add in the Poisson loss against the plain expression: 8%),
+        # so many small calls, each of whose results shows any element's last bit.
+        # Under jax.jit (as the fixture runs both here) XLA compiles the two graphs
+        # apart and may sum in another order: there, as close as the reduction
+        tolerance = SAME_RTOL["float32"] if support.backend_of(xp) == "jax" else 0.0
+        rng = np.random.default_rng(11)
+        shape = (4,)
+        second_shape = (K, *shape) if self.loss.negatives_axis else shape
+        mask = mask_of(xp, np.asarray([True, False, True, True]), "bool")
+        for _ in range(50):
+            # counts as the first argument, rates well above 0 as the second:
+            # inputs every loss takes; the value needs no distance from the kinks
+            first = rng.integers(-1, 5, shape).astype(np.float64)
+            second = rng.uniform(0.2, 4.0, second_shape)
+            args, _ = build(xp, xp.float32, first, second)
+            given = mask if masked else None
+            value, _ = split(
+                self.loss,
+                self.value_and_grad(*args, given, reduction=reduction, **self.options),
+            )
+            own = self.loss_itself(*args, given, reduction=reduction, **self.options)
+            support.assert_close(
+                value, support.to_numpy(own), xp=xp, like=own, rtol=tolerance, atol=0
+            )
+
     # --- refusals ------------------------------------------------------------------
 
     def test_refuses_reduction_none(self, xp: ModuleType) -> None:
