@@ -107,8 +107,10 @@ def poisson_loss(
         L = e^{x} - y\,x
 
     for predicted rate :math:`\hat y > 0` (or predicted log-rate :math:`x`),
-    averaged as ``reduction`` says. The term :math:`\log y!` that does not
-    depend on the prediction is left out, as in Spotlight and PyTorch [2]_.
+    averaged as ``reduction`` says: the likelihood of Poisson factorization
+    models of counts [2]_. The term :math:`\log y!`, which does not depend on
+    the prediction, is left out, as Spotlight and
+    :func:`torch.nn.functional.poisson_nll_loss` leave it out.
 
     As in Spotlight, a rate of 0 lies outside the loss's domain: it gives inf
     for a positive count and NaN (0 · log 0) for a zero count, and NumPy warns
@@ -134,6 +136,7 @@ def poisson_loss(
     {returns}
 
     {raises}
+        Also TypeError if ``log_input`` is not True or False.
 
     Notes
     -----
@@ -216,10 +219,10 @@ def logistic_loss(
     On PyTorch that is Spotlight's own call, ATen's binary cross-entropy with
     logits, and its bits. Its formula, :math:`(1 - z)x - \log\sigma(x)`, keeps
     the loss of a confident positive to the last bit but rounds that of a
-    confident negative (:math:`z = 0`, :math:`x \ll 0`) to within half an ulp of
-    :math:`x`: to 0 below :math:`x \approx -14.6` in float32 (-33.3 in float64),
-    where the loss is :math:`e^x`. The other libraries take the formula above,
-    which keeps both.
+    confident negative (:math:`z = 0`, :math:`x \ll 0`) with an absolute error of
+    up to half an ulp of :math:`x`, and so to 0 below :math:`x \approx -14.6` in
+    float32 (-33.3 in float64), where the loss is about :math:`e^x`. The other
+    libraries take the formula above, which keeps both.
 
     References
     ----------

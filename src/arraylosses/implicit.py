@@ -187,6 +187,8 @@ def hinge_loss(
     {returns}
 
     {raises}
+        Also ValueError if ``margin`` is not finite; TypeError if it is not a
+        real number.
 
     Notes
     -----
@@ -261,7 +263,9 @@ def adaptive_hinge_loss(
 
     {raises}
         Also ValueError if ``negative_predictions`` has no leading negatives
-        axis (fewer dimensions than the positives plus one) or it is empty.
+        axis (fewer dimensions than the positives plus one) or it is empty, or
+        if ``margin`` is not finite; TypeError if ``margin`` is not a real
+        number.
 
     Notes
     -----
