@@ -795,9 +795,13 @@ class _ValueAndGradContract:
             r"must be 'mean' or 'sum', got 'none'",
         ):
             self.value_and_grad(*args, reduction="none", **self.options)
-        # and an unknown reduction as the loss refuses it
+        # and an unknown reduction as the loss refuses it, an array of names too
         with pytest.raises(ValueError, match=r"reduction must be one of .*'avg'"):
             self.value_and_grad(*args, reduction="avg", **self.options)
+        with pytest.raises(ValueError, match=r"reduction must be one of .*ndarray"):
+            self.value_and_grad(
+                *args, reduction=np.asarray(["none", "sum"]), **self.options
+            )
 
     def test_refuses_a_wrong_call(self, xp: ModuleType) -> None:
         # Python's own binding errors, named after the function

@@ -146,8 +146,12 @@ def prepare(
         Arrays on two devices, shapes that do not fit, or an unknown reduction.
     """
     # REDUCTIONS written out: torch.compile guards a constant for free, a global
-    # tuple on every call
-    if reduction not in ("mean", "sum", "none"):
+    # on every call. A set literal is a constant too, and hashes: an array, which
+    # would compare elementwise and pass as a name it equals, is unhashable
+    try:
+        if reduction not in {"mean", "sum", "none"}:
+            check_reduction(reduction)
+    except TypeError:
         check_reduction(reduction)
     first_name, second_name = names
     # backend_of's cache, read in line: the call would cost a twentieth of a microsecond

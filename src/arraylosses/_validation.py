@@ -34,8 +34,12 @@ __all__ = [
 
 
 def check_reduction(reduction: object) -> None:
-    if reduction not in REDUCTIONS:
-        msg = f"reduction must be one of 'mean', 'sum' or 'none', got {reduction!r}"
+    # a str first: an array compares elementwise, and would pass as a name it equals
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        shown = repr(reduction)
+        if reduction is not None and not isinstance(reduction, str):
+            shown = f"{describe_type(reduction)} {shown}"
+        msg = f"reduction must be one of 'mean', 'sum' or 'none', got {shown}"
         raise ValueError(msg)
 
 
