@@ -761,6 +761,25 @@ def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
         bpr_loss(plain, plain, odd)
 
 
+def test_torch_dtypes_torch_does_not_promote_are_refused_by_name():
+    # torch promotes none of its float8 types with another dtype: the error came
+    # from inside the compat layer's result_type, naming neither argument
+    torch = pytest.importorskip("torch")
+    plain = torch.tensor([0.5, 1.0])
+    eight = plain.to(torch.float8_e4m3fn)
+    message = (
+        r"positive_predictions has dtype torch.float32 and negative_predictions has "
+        r"torch.float8_e4m3fn, which torch does not promote to one dtype"
+    )
+    with pytest.raises(TypeError, match=message):
+        bpr_loss(plain, eight)
+    # one float8 type on both sides computes in float32, as half precision does:
+    # by hand, σ(0) = 0.5, which float8_e4m3fn holds exactly
+    result = bpr_loss(eight, eight)
+    assert result.dtype == torch.float8_e4m3fn
+    assert float(result) == 0.5
+
+
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_numpy_long_double_is_computed_in_its_own_dtype(case):
     # the sigmoid's cap on its exponent is the log of the dtype's largest value, which
