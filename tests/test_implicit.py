@@ -678,6 +678,21 @@ class TestAdaptiveHingeLoss(_HingeTests):
         )
         support.assert_close(adaptive_hinge_loss(p, negatives), 1.5, xp=xp, like=p)
 
+    @pytest.mark.parametrize(
+        ("reduction", "shape"),
+        [("none", (0, T)), ("mean", ()), ("sum", ())],
+        ids=["none", "mean", "sum"],
+    )
+    def test_empty_batch(self, xp: ModuleType, reduction: str, shape: Shape) -> None:
+        # by hand: no elements, so "none" is empty with the positives' shape, and the
+        # sum and the mean over no elements are 0. Dask computed the maximum over
+        # the negatives of a (K, 0, T) array to shape (1, 0), and the loss failed
+        p = support.asarray(xp, np.zeros((0, T)), xp.float32)
+        n = support.asarray(xp, np.zeros((3, 0, T)), xp.float32)
+        expected = np.zeros(shape)
+        result = adaptive_hinge_loss(p, n, reduction=reduction)
+        support.assert_close(result, expected, xp=xp, like=p, shape=shape)
+
     def test_refuses_empty_negatives_axis(self, xp: ModuleType) -> None:
         p = support.asarray(xp, scores(7, (B,)), xp.float32)
         n = support.asarray(xp, np.zeros((0, B)), xp.float32)

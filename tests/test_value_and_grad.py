@@ -412,6 +412,7 @@ class _ValueAndGradContract:
             "first-T": ((T,), (B, T)),
             "second-T": ((B, T), (T,)),
             "empty": ((0,), (0,)),
+            "empty-2d": ((0, T), (0, T)),
         }[case]
         if self.loss.negatives_axis:
             # the negatives need more axes than the positives: (K, 1, T), not (K, T)
@@ -490,7 +491,17 @@ class _ValueAndGradContract:
     @pytest.mark.parametrize(("dtype_name", "reduction"), SHAPE_PAIRINGS)
     @pytest.mark.parametrize(
         "case",
-        ["0d", "1d", "2d", "first-B1", "second-B1", "first-T", "second-T", "empty"],
+        [
+            "0d",
+            "1d",
+            "2d",
+            "first-B1",
+            "second-B1",
+            "first-T",
+            "second-T",
+            "empty",
+            "empty-2d",
+        ],
     )
     def test_shapes(
         self, xp: ModuleType, case: str, dtype_name: str, reduction: str

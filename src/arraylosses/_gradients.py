@@ -229,7 +229,9 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
         backend, xp = call.backend, call.xp
         second_input = call.second
         if rule.negatives_axis:
-            highest = second_input = xp.max(call.second, axis=0)
+            highest = second_input = _functional.highest_negative(
+                call.second, xp=xp, empty=call.empty
+            )
         elementwise, *derivatives = rule.elementwise(
             call.first, second_input, backend=backend, **options
         )

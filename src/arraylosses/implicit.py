@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _functional
 from ._call import prepare
 from ._docstrings import shared_sections
 from ._validation import as_margin
@@ -301,5 +302,6 @@ def adaptive_hinge_loss(
         second_has_negatives_axis=True,
     )
     backend = call.backend
-    excess = backend.add_scalar(call.xp.max(call.second, axis=0) - call.first, margin)
+    highest = _functional.highest_negative(call.second, xp=call.xp, empty=call.empty)
+    excess = backend.add_scalar(highest - call.first, margin)
     return call.finish(backend.relu(excess))
