@@ -161,7 +161,10 @@ def poisson_loss(
     >>> round(float(poisson_loss(observed, predicted)), 4)
     0.7297
     """
-    check_flag("log_input", log_input)
+    # the check's test in line, where it passes: a call costs a tenth of a
+    # microsecond, and torch.compile a guard on each global it reads
+    if log_input is not False and log_input is not True:
+        check_flag("log_input", log_input)
     call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
     xp, observed, predicted = call.xp, call.first, call.second
     if log_input:
