@@ -51,7 +51,8 @@ def regression_loss(
     ----------
     observed_ratings : array of shape S
         Observed ratings: bool, integer or real floating, converted to the
-        predictions' dtype.
+        predictions' dtype (float32 for half precision, which is computed in
+        float32).
     predicted_ratings : array of shape S
         Predicted ratings; real floating. The two shapes broadcast as long as the
         result is one of them.
@@ -123,7 +124,8 @@ def poisson_loss(
     ----------
     observed_ratings : array of shape S
         Observed counts: bool, integer or real floating, converted to the
-        predictions' dtype.
+        predictions' dtype (float32 for half precision, which is computed in
+        float32).
     predicted_ratings : array of shape S
         Predicted rates (> 0), or log-rates with ``log_input=True``; real
         floating. The two shapes broadcast as long as the result is one of them.
@@ -202,7 +204,8 @@ def logistic_loss(
     ----------
     observed_ratings : array of shape S
         Observations, +1 or -1 (1 or 0, or bool, also work): bool, integer or
-        real floating, converted to the predictions' dtype.
+        real floating, converted to the predictions' dtype (float32 for half
+        precision, which is computed in float32).
     predicted_ratings : array of shape S
         Predicted logits; real floating. The two shapes broadcast as long as the
         result is one of them.
