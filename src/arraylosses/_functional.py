@@ -24,7 +24,6 @@ __all__ = [
     "count_by_sum",
     "count_of_elements",
     "divide",
-    "highest_negative",
     "keep_by_bits",
     "keep_where",
     "logistic",
@@ -185,16 +184,6 @@ def scalar_array(
         placement = {} if device is None else {"device": device}
         scalar = _SCALARS[key] = xp.asarray(value, dtype=dtype, **placement)
     return scalar
-
-
-def highest_negative(negatives: Array, /, *, xp: Namespace, empty: bool) -> Array:
-    """The maximum of ``negatives`` over their leading axis; where the loss is
-    ``empty``, the first negative instead, which has the maximum's shape.
-
-    No value of an empty loss is read, and Dask computes the maximum of an empty
-    array of three or more axes over one of them to a wrong shape.
-    """
-    return negatives[0, ...] if empty else xp.max(negatives, axis=0)
 
 
 def relu(x: Array, /, *, xp: Namespace) -> Array:

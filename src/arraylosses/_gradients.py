@@ -227,10 +227,11 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             second_has_negatives_axis=rule.negatives_axis,
         )
         backend, xp = call.backend, call.xp
-        second_input = call.second
+        second_input = negatives = call.second
         if rule.negatives_axis:
-            highest = second_input = _functional.highest_negative(
-                call.second, xp=xp, empty=call.empty
+            # as adaptive_hinge_loss takes it, the first negative for an empty loss
+            highest = second_input = (
+                negatives[0, ...] if call.empty else xp.max(negatives, axis=0)
             )
         elementwise, *derivatives = rule.elementwise(
             call.first, second_input, backend=backend, **options
@@ -242,7 +243,7 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             value = xp.astype(value, call.cast_to)
         d_second = derivatives[-1]
         if rule.negatives_axis:
-            d_second = _through_maximum(d_second, call.second, highest, backend=backend)
+            d_second = _through_maximum(d_second, negatives, highest, backend=backend)
         d_second = _like(d_second, second, xp=xp)
         if not rule.implicit:
             return value, d_second

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _functional
 from ._call import prepare
 from ._docstrings import shared_sections
 from ._validation import as_margin
@@ -302,6 +301,10 @@ def adaptive_hinge_loss(
         second_has_negatives_axis=True,
     )
     backend = call.backend
-    highest = _functional.highest_negative(call.second, xp=call.xp, empty=call.empty)
+    negatives = call.second
+    # an empty loss reads only the maximum's shape, the first negative's: Dask computes
+    # the maximum of an empty array of three or more axes to a wrong shape (written
+    # out: a helper's call costs torch.compile two guards)
+    highest = negatives[0, ...] if call.empty else call.xp.max(negatives, axis=0)
     excess = backend.add_scalar(highest - call.first, margin)
     return call.finish(backend.relu(excess))
