@@ -427,8 +427,8 @@ class _ExplicitLossContract:
         with pytest.raises(ValueError, match=re.escape(message)):
             self.loss(observed, predicted, mask)
 
-    # arrays too: one equal to a name compared as that name, and passed on some
-    # backends where it failed deep inside others (PyTorch's fused calls)
+    # arrays too: one equal to a name passed as that name on some backends and
+    # failed deep inside others (PyTorch's fused calls)
     @pytest.mark.parametrize(
         "reduction",
         ["avg", "MEAN", None, 1, np.asarray("sum"), np.asarray(["sum", "mean"])],

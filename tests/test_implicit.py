@@ -348,8 +348,8 @@ class _ImplicitLossContract:
         ):
             self.loss(p, n, mask)
 
-    # arrays too: one equal to a name compared as that name, and passed on some
-    # backends where it failed deep inside others
+    # arrays too: one equal to a name passed as that name on some backends and
+    # failed deep inside others
     @pytest.mark.parametrize(
         "reduction",
         ["avg", "MEAN", None, 1, np.asarray("sum"), np.asarray(["sum", "mean"])],

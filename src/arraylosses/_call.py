@@ -146,8 +146,8 @@ def prepare(
         Arrays on two devices, shapes that do not fit, or an unknown reduction.
     """
     # REDUCTIONS written out: torch.compile guards a constant for free, a global
-    # on every call. A set literal is a constant too, and hashes: an array, which
-    # would compare elementwise and pass as a name it equals, is unhashable
+    # on every call. A set, not a tuple: a tuple's test compares, and an array
+    # equal to a name would pass as it; a set's hashes, and an array is unhashable
     try:
         if reduction not in {"mean", "sum", "none"}:
             check_reduction(reduction)

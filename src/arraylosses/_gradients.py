@@ -117,10 +117,10 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
     The returned function takes exactly the arguments of ``loss`` and returns
     ``(value, gradients)``: ``value`` is what ``loss`` itself returns (to the
     bit, except inside ``jax.jit``, where XLA compiles the two computations
-    apart and may sum in another order), and the gradients are those of ``value`` with respect to the predictions, computed
-    with array API operations only. Every backend can therefore train with
-    them, NumPy, CuPy, Dask and array-api-strict included, which have no
-    autograd.
+    apart and may sum in another order), and the gradients are those of
+    ``value`` with respect to the predictions, computed with array API
+    operations only. Every backend can therefore train with them, NumPy, CuPy,
+    Dask and array-api-strict included, which have no autograd.
 
     For the implicit losses, ``gradients`` is a pair
     ``(d_positive_predictions, d_negative_predictions)``; for the explicit
