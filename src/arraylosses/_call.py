@@ -245,7 +245,7 @@ def _promote(
     """The dtype two floating dtypes promote to, or a TypeError naming both where the
     library promotes none (PyTorch's float8 types with any other)."""
     try:
-        return backend.xp.result_type(first_dtype, second_dtype)
+        return backend.result_type(first_dtype, second_dtype)
     except (TypeError, ValueError, RuntimeError):
         msg = (
             f"{first_name} has dtype {first_dtype} and {second_name} has "

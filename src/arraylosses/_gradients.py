@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import _functional
 from ._call import prepare
 from ._reduction import reduce_with_derivatives
-from ._validation import as_margin, check_flag, check_reduction
+from ._validation import as_margin, check_flag
 from .explicit import logistic_loss, poisson_loss, regression_loss
 from .implicit import adaptive_hinge_loss, bpr_loss, hinge_loss, pointwise_loss
 
@@ -204,13 +204,6 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
     def loss_value_and_grad(*args: Any, **kwargs: Any) -> tuple[Array, Any]:
         arguments = arguments_of(args, kwargs)
         reduction = arguments["reduction"]
-        check_reduction(reduction)
-        if reduction == "none":
-            msg = (
-                f"value_and_grad({loss.__name__}) needs a scalar loss: reduction "
-                "must be 'mean' or 'sum', got 'none'"
-            )
-            raise ValueError(msg)
         options = {name: arguments[name] for name in option_names}
         if "margin" in options:
             options["margin"] = as_margin(options["margin"])
@@ -226,6 +219,13 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             first_is_rating=not rule.implicit,
             second_has_negatives_axis=rule.negatives_axis,
         )
+        # after prepare, which refuses a reduction that is not one of the three
+        if reduction == "none":
+            msg = (
+                f"value_and_grad({loss.__name__}) needs a scalar loss: reduction "
+                "must be 'mean' or 'sum', got 'none'"
+            )
+            raise ValueError(msg)
         backend, xp = call.backend, call.xp
         second_input = negatives = call.second
         if rule.negatives_axis:

@@ -82,6 +82,11 @@ class Backend:
         ``count(mask, loss.dtype)``, for a ``loss`` the call has just computed,
         which it may overwrite (NumPy and PyTorch write the kept terms into it;
         PyTorch converts the mask once for both).
+    result_type : callable
+        ``result_type(dtype, dtype)``, the dtype two floating dtypes promote to
+        (PyTorch's ``promote_types``, which ``torch.compile`` traces: the
+        wrapper's fallback for dtypes outside the standard makes tensors and
+        breaks the graph).
     divide : callable
         ``divide(total, count) = total / count`` for a ``total`` the call has just
         computed, which it may overwrite (PyTorch divides in place: a new 0-d
@@ -113,6 +118,7 @@ class Backend:
     logistic: Primitive
     count: Primitive
     masked_total: Primitive
+    result_type: Primitive
     divide: Primitive
     fused: dict[str, Primitive]
     tracks_devices: bool
@@ -228,6 +234,7 @@ def _resolve(array: object, name: str) -> Backend:
             "logistic": _torch.logistic,
             "count": _torch.count,
             "masked_total": _torch.masked_total,
+            "result_type": torch.promote_types,
             "divide": _torch.divide,
         }
         fused = {"logistic": _torch.logistic_reduced}
@@ -338,6 +345,7 @@ def _resolve(array: object, name: str) -> Backend:
         logistic=primitives["logistic"],
         count=primitives["count"],
         masked_total=masked_total,
+        result_type=primitives["result_type"],
         divide=primitives["divide"],
         fused=fused,
         tracks_devices=tracks_devices,
@@ -358,6 +366,7 @@ def _standard_primitives(xp: Namespace) -> dict[str, Primitive]:
         "keep": _bind(_functional.keep_where, xp=xp),
         "logistic": _bind(_functional.logistic, xp=xp),
         "count": _bind(_functional.count_by_sum, xp=xp),
+        "result_type": xp.result_type,
         "divide": _functional.divide,
     }
 
