@@ -30,6 +30,8 @@ __all__ = [
     "logistic_in_four_buffers",
     "masked_total",
     "masked_total_by_bits",
+    "max_over_first_axis",
+    "max_over_first_axis_of_any_size",
     "mean_of_any_size",
     "mean_of_sum",
     "positive_class",
@@ -364,6 +366,18 @@ def count_of_elements(x: Array, /, *, xp: Namespace) -> Array:
     of a mean over an array whose size is unknown until computed (Dask's, after a
     boolean selection), so that one that turns out empty has the mean 0."""
     return xp.maximum(xp.sum(xp.ones_like(x)), 1.0)
+
+
+def max_over_first_axis(x: Array, /, *, xp: Namespace) -> Array:
+    """The maximum of ``x`` over its first axis, propagating NaN."""
+    return xp.max(x, axis=0)
+
+
+def max_over_first_axis_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
+    """:func:`max_over_first_axis` for Dask, which computes the maximum of an empty
+    array of three or more axes to a wrong shape: an empty ``x`` has no value to
+    read, and its first row has the maximum's shape."""
+    return x[0, ...] if 0 in x.shape else xp.max(x, axis=0)
 
 
 def mean_of_any_size(x: Array, /, *, xp: Namespace) -> Array:

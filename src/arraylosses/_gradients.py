@@ -229,10 +229,7 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
         backend, xp = call.backend, call.xp
         second_input = negatives = call.second
         if rule.negatives_axis:
-            # as adaptive_hinge_loss takes it, the first negative for an empty loss
-            highest = second_input = (
-                negatives[0, ...] if call.empty else xp.max(negatives, axis=0)
-            )
+            highest = second_input = backend.max_over_first_axis(negatives)
         elementwise, *derivatives = rule.elementwise(
             call.first, second_input, backend=backend, **options
         )

@@ -65,6 +65,9 @@ class Backend:
         they may overwrite (NumPy and PyTorch do, to spare a buffer): never pass
         them a caller's array as ``x``. PyTorch's ``subtract_product`` rounds
         once where the CPU fuses multiply-add.
+    max_over_first_axis : callable
+        ``max_over_first_axis(x)``, the maximum of ``x`` over its first axis (the
+        adaptive hinge's negatives), propagating NaN.
     where : callable
         ``where(condition, x, y)``, the standard's ``where`` (PyTorch's own
         for tensors: the wrapper converts Python scalars on every call).
@@ -113,6 +116,7 @@ class Backend:
     subtract_product: Primitive
     mean: Primitive
     sum: Primitive
+    max_over_first_axis: Primitive
     where: Primitive
     keep: Primitive
     logistic: Primitive
@@ -229,6 +233,7 @@ def _resolve(array: object, name: str) -> Backend:
             "subtract_product": _torch.subtract_product,
             "mean": _torch.mean,
             "sum": torch.sum,
+            "max_over_first_axis": _torch.max_over_first_axis,
             "where": torch.where,
             "keep": _torch.keep,
             "logistic": _torch.logistic,
@@ -286,6 +291,9 @@ def _resolve(array: object, name: str) -> Backend:
         primitives = _standard_primitives(xp)
         # a boolean selection leaves a size unknown, perhaps 0, until computed
         primitives["mean"] = _bind(_functional.mean_of_any_size, xp=xp)
+        primitives["max_over_first_axis"] = _bind(
+            _functional.max_over_first_axis_of_any_size, xp=xp
+        )
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")
@@ -340,6 +348,7 @@ def _resolve(array: object, name: str) -> Backend:
         subtract_product=primitives["subtract_product"],
         mean=primitives["mean"],
         sum=primitives["sum"],
+        max_over_first_axis=primitives["max_over_first_axis"],
         where=primitives["where"],
         keep=primitives["keep"],
         logistic=primitives["logistic"],
@@ -362,6 +371,7 @@ def _standard_primitives(xp: Namespace) -> dict[str, Primitive]:
         "subtract_product": _functional.subtract_product,
         "mean": xp.mean,
         "sum": xp.sum,
+        "max_over_first_axis": _bind(_functional.max_over_first_axis, xp=xp),
         "where": xp.where,
         "keep": _bind(_functional.keep_where, xp=xp),
         "logistic": _bind(_functional.logistic, xp=xp),

@@ -27,6 +27,7 @@ __all__ = [
     "logistic",
     "logistic_reduced",
     "masked_total",
+    "max_over_first_axis",
     "mean",
     "regression_reduced",
     "sigmoid_of_negative",
@@ -185,6 +186,12 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
         # torch.func.vmap has no batching rule for out= (checked before any write);
         # any other error comes back from the plain call
         return torch.addcmul(x, y, z, value=-1)
+
+
+def max_over_first_axis(x: Array) -> Array:
+    """The maximum of ``x`` over its first axis: ATen's ``amax``, without the compat
+    layer's Python around it."""
+    return torch.amax(x, 0)
 
 
 def divide(x: Array, y: Array) -> Array:

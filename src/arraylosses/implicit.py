@@ -301,10 +301,6 @@ def adaptive_hinge_loss(
         second_has_negatives_axis=True,
     )
     backend = call.backend
-    negatives = call.second
-    # an empty loss reads only the maximum's shape, the first negative's: Dask computes
-    # the maximum of an empty array of three or more axes to a wrong shape (written
-    # out: a helper's call costs torch.compile two guards)
-    highest = negatives[0, ...] if call.empty else call.xp.max(negatives, axis=0)
+    highest = backend.max_over_first_axis(call.second)
     excess = backend.add_scalar(highest - call.first, margin)
     return call.finish(backend.relu(excess))
