@@ -103,6 +103,28 @@ def sigmoid_of_negative_in_one_buffer(
     )
 
 
+def sigmoid_of_difference(
+    x: Array, y: Array, /, *, sigmoid: Callable[[Array], Array]
+) -> Array:
+    """``σ(x - y)``."""
+    return sigmoid(x - y)
+
+
+def sigmoid_of_difference_in_one_buffer(
+    x: Array, y: Array, /, *, xp: Namespace, quiet_overflow: Callable[[], Any]
+) -> Array:
+    """``σ(x - y)`` as :func:`sigmoid_in_one_buffer` computes ``σ``, with the
+    difference as its first pass: one buffer and one pass fewer than the sigmoid of
+    a difference."""
+    # where both are 0-d, a ufunc would return a scalar, which nothing can be written into
+    out = xp.empty_like(x) if x.ndim == 0 and y.ndim == 0 else None
+    # σ(x - y) = 1 / (1 + e^(y - x)), and y - x is -(x - y) exactly
+    exponent = xp.subtract(y, x, out=out)
+    return _reciprocal_of_one_plus_exp(
+        exponent, out=exponent, xp=xp, quiet_overflow=quiet_overflow
+    )
+
+
 def _new_buffer(x: Array, *, xp: Namespace) -> Array | None:
     """``out=`` for a ufunc's first pass over ``x``: None lets it allocate, except on
     a 0-d ``x``, where a ufunc would return a scalar, which nothing can be written into."""
@@ -130,6 +152,21 @@ def _reciprocal_of_one_plus_exp(
     xp.add(buffer, one, out=buffer)
     # NumPy divides in SIMD, and its reciprocal does not: 1 / x in half the time
     return xp.divide(one, buffer, out=buffer)
+
+
+def add(x: Array, y: Array, /) -> Array:
+    """``x + y``."""
+    return x + y
+
+
+def add_in_place(x: Array, y: Array, /) -> Array:
+    """:func:`add` written into ``x``, a new array the caller owns with the result's
+    shape, for libraries whose arrays are written in place: one buffer where the sum
+    takes two, and a fresh buffer of a million elements costs more than its pass."""
+    # the operator, not add(x, y, out=x), whose keyword costs a twentieth of a
+    # microsecond; where x is a scalar (a ufunc's result on 0-d), += makes a new one
+    x += y
+    return x
 
 
 def add_scalar(x: Array, value: float, /) -> Array:

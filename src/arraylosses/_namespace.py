@@ -54,17 +54,19 @@ class Backend:
         Short name of the library, used in error messages.
     xp : namespace
         The array API namespace (array-api-compat's wrapper where one exists).
-    sigmoid, sigmoid_of_negative, mean, sum : callable
-        Primitives of one array: the library's own where it has a fast, stable
-        one, else the standard-only forms of :mod:`._functional` (``mean`` and
-        ``sum`` reduce over every axis); ``sigmoid_of_negative(x)`` is ``σ(-x)``.
-    relu, square, add_scalar, subtract_product : callable
+    sigmoid, sigmoid_of_negative, sigmoid_of_difference, mean, sum : callable
+        Primitives of the arrays they are given, which they never overwrite: the
+        library's own where it has a fast, stable one, else the standard-only
+        forms of :mod:`._functional` (``mean`` and ``sum`` reduce over every
+        axis); ``sigmoid_of_negative(x)`` is ``σ(-x)`` and
+        ``sigmoid_of_difference(x, y)`` is ``σ(x - y)``, in one new buffer.
+    relu, square, add_scalar, add, subtract_product : callable
         ``max(x, 0)``, ``x²``, ``add_scalar(x, value) = x + value`` (``value`` a
-        Python float) and ``subtract_product(a, b, x) = a - b·x`` (``x`` with
-        the result's shape) of an array ``x`` the loss has just computed, which
-        they may overwrite (NumPy and PyTorch do, to spare a buffer): never pass
-        them a caller's array as ``x``. PyTorch's ``subtract_product`` rounds
-        once where the CPU fuses multiply-add.
+        Python float), ``add(x, y) = x + y`` and ``subtract_product(a, b, x) =
+        a - b·x`` (``x`` with the result's shape) of an array ``x`` the loss has
+        just computed, which they may overwrite (NumPy and PyTorch do, to spare a
+        buffer): never pass them a caller's array as ``x``. PyTorch's
+        ``subtract_product`` rounds once where the CPU fuses multiply-add.
     max_over_first_axis : callable
         ``max_over_first_axis(x)``, the maximum of ``x`` over its first axis (the
         adaptive hinge's negatives), propagating NaN.
@@ -110,9 +112,11 @@ class Backend:
     xp: Namespace
     sigmoid: Primitive
     sigmoid_of_negative: Primitive
+    sigmoid_of_difference: Primitive
     relu: Primitive
     square: Primitive
     add_scalar: Primitive
+    add: Primitive
     subtract_product: Primitive
     mean: Primitive
     sum: Primitive
@@ -225,11 +229,13 @@ def _resolve(array: object, name: str) -> Backend:
         primitives = {
             "sigmoid": torch.sigmoid,
             "sigmoid_of_negative": _torch.sigmoid_of_negative,
+            "sigmoid_of_difference": _torch.sigmoid_of_difference,
             # in place on the loss's own temporary, which autograd allows: relu
             # saves its output, not its input
             "relu": torch.relu_,
             "square": _torch.square,
             "add_scalar": _torch.add_scalar,
+            "add": _torch.add,
             "subtract_product": _torch.subtract_product,
             "mean": _torch.mean,
             "sum": torch.sum,
@@ -331,6 +337,9 @@ def _resolve(array: object, name: str) -> Backend:
     sigmoid_of_negative = primitives.get("sigmoid_of_negative") or _bind(
         _functional.sigmoid_of_negative, sigmoid=primitives["sigmoid"]
     )
+    sigmoid_of_difference = primitives.get("sigmoid_of_difference") or _bind(
+        _functional.sigmoid_of_difference, sigmoid=primitives["sigmoid"]
+    )
     masked_total = primitives.get("masked_total") or _bind(
         _functional.masked_total,
         keep=primitives["keep"],
@@ -342,9 +351,11 @@ def _resolve(array: object, name: str) -> Backend:
         xp=xp,
         sigmoid=primitives["sigmoid"],
         sigmoid_of_negative=sigmoid_of_negative,
+        sigmoid_of_difference=sigmoid_of_difference,
         relu=primitives["relu"],
         square=primitives["square"],
         add_scalar=primitives["add_scalar"],
+        add=primitives["add"],
         subtract_product=primitives["subtract_product"],
         mean=primitives["mean"],
         sum=primitives["sum"],
@@ -368,6 +379,7 @@ def _standard_primitives(xp: Namespace) -> dict[str, Primitive]:
         "relu": _bind(_functional.relu, xp=xp),
         "square": xp.square,
         "add_scalar": _functional.add_scalar,
+        "add": _functional.add,
         "subtract_product": _functional.subtract_product,
         "mean": xp.mean,
         "sum": xp.sum,
@@ -397,7 +409,11 @@ def _ufunc_primitives(
         ),
         "relu": relu,
         "square": _bind(_functional.square_in_place, xp=xp),
+        "sigmoid_of_difference": _bind(
+            _functional.sigmoid_of_difference_in_one_buffer, **sigmoid_options
+        ),
         "add_scalar": _bind(_functional.add_scalar_in_place, xp=xp),
+        "add": _functional.add_in_place,
         "subtract_product": _bind(_functional.subtract_product_in_place, xp=xp),
         "logistic": _bind(_functional.logistic_in_four_buffers, xp=xp, relu=relu),
         "sum": sum_all,

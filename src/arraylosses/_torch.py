@@ -20,6 +20,7 @@ Array = Any
 
 __all__ = [
     "MSE_LOSS",
+    "add",
     "add_scalar",
     "count",
     "divide",
@@ -30,6 +31,7 @@ __all__ = [
     "max_over_first_axis",
     "mean",
     "regression_reduced",
+    "sigmoid_of_difference",
     "sigmoid_of_negative",
     "square",
     "subtract_product",
@@ -63,6 +65,29 @@ def sigmoid_of_negative(x: Array) -> Array:
     """``σ(-x)``, in place on the negation, a new tensor: sigmoid saves its output,
     not its input, for autograd."""
     return torch.neg(x).sigmoid_()
+
+
+def sigmoid_of_difference(x: Array, y: Array) -> Array:
+    """``σ(x - y)``, in place on the difference, a new tensor."""
+    # the operator, not torch.sub: torch.compile guards each global a call reads
+    return (x - y).sigmoid_()
+
+
+def add(x: Array, y: Array) -> Array:
+    """``x + y``, into ``x`` (a new tensor with the result's shape) where autograd is
+    not watching: a sigmoid saves its output, which autograd refuses to see changed."""
+    if is_compiling():
+        # the graph fuses the sum into its consumer anyway, and the checks below
+        # would cost the compiled call three guards
+        return x + y
+    if x.requires_grad or y.requires_grad or _forward_mode():
+        return x + y
+    try:
+        return x.add_(y)
+    except RuntimeError:
+        # torch.func.vmap refuses, before any write, to write a batched y into an x
+        # that is not batched
+        return x + y
 
 
 def square(x: Array) -> Array:

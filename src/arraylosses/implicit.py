@@ -83,9 +83,13 @@ def pointwise_loss(
     )
     backend = call.backend
     # 1 - σ(p) = σ(-p)
-    return call.finish(
-        backend.sigmoid_of_negative(call.first) + backend.sigmoid(call.second)
-    )
+    positives_loss = backend.sigmoid_of_negative(call.first)
+    negatives_loss = backend.sigmoid(call.second)
+    if call.broadcasts:
+        return call.finish(positives_loss + negatives_loss)
+    # into the first sigmoid's buffer: two buffers at the peak, where the sum takes
+    # three, and a fresh one of a million elements can cost more than its pass
+    return call.finish(backend.add(positives_loss, negatives_loss))
 
 
 @shared_sections
@@ -149,7 +153,7 @@ def bpr_loss(
         positive_predictions, negative_predictions, mask, reduction, names=_NAMES
     )
     # 1 - σ(p - n) = σ(n - p)
-    return call.finish(call.backend.sigmoid(call.second - call.first))
+    return call.finish(call.backend.sigmoid_of_difference(call.second, call.first))
 
 
 @shared_sections
