@@ -241,6 +241,63 @@ class TestTorchVmap:
         shape = (batch, width) if reduction == "none" else (batch,)
         support.assert_close(result, expected, xp=xp, like=args[1], shape=shape)
 
+    @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+    @pytest.mark.parametrize("mapped", ["all", "second-only"])
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_backward_through_vmap(self, xp, case, mapped, mask_kind):
+        """Losses of each row under vmap, then autograd's backward pass: vmap hides
+        ``requires_grad`` from the tensors it batches, so the loss must not write
+        into what the backward pass reads back."""
+        _skip_unless(xp, "torch", "torch.func.vmap")
+        import torch
+
+        batch, width = 3, 5
+        in_dims = MAPPED[mapped]
+        rng = np.random.default_rng(37)
+        first, second = _draw(case, rng, (batch, width), batch_axis=1)
+        first, second = (
+            array if dim == 0 else array[0]
+            for array, dim in zip((first, second), in_dims[:2], strict=True)
+        )
+        masks = {
+            "none": None,
+            "bool": rng.uniform(size=(batch, width)) < 0.6,
+            "float": rng.uniform(0.0, 2.0, (batch, width)),
+        }
+        mask = masks[mask_kind]
+        mask_xp = None
+        if mask is not None:
+            mask_dtype = xp.bool if mask_kind == "bool" else xp.float32
+            mask_xp = support.asarray(xp, mask, mask_dtype)
+        function = getattr(al, case.name)
+        leaves = [
+            support.asarray(xp, a, xp.float32).requires_grad_() for a in (first, second)
+        ]
+
+        def per_row(f, s, m):
+            return function(f, s, m, **case.kwargs)
+
+        mask_dim = None if mask is None else 0
+        mapped_rows = torch.func.vmap(per_row, in_dims=(*in_dims[:2], mask_dim))
+        mapped_rows(*leaves, mask_xp).sum().backward()
+
+        # expected: autograd's gradient of the same losses computed row by row
+        copies = [leaf.detach().clone().requires_grad_() for leaf in leaves]
+        pairs = list(zip(copies, in_dims[:2], strict=True))
+        total = sum(
+            per_row(
+                *(copy[b] if dim == 0 else copy for copy, dim in pairs),
+                None if mask_xp is None else mask_xp[b],
+            )
+            for b in range(batch)
+        )
+        total.backward()
+        for leaf, copy in zip(leaves, copies, strict=True):
+            expected = support.to_numpy(copy.grad)
+            support.assert_close(
+                leaf.grad, expected, xp=xp, like=leaf, shape=expected.shape
+            )
+
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
     def test_compiled_vmap_over_masks_alone(self, xp, case):
         _skip_unless(xp, "torch", "torch.compile of torch.func.vmap")

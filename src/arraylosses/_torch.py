@@ -43,6 +43,7 @@ _BITS = {4: torch.int32, 8: torch.int64}
 # ATen's numbering of the reductions, which its functions take in place of the name
 _ATEN_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _ATEN_SUM = _ATEN_REDUCTIONS["sum"]
+_REDUCE = {"mean": torch.mean, "sum": torch.sum}
 # ATen's own squared error, where this version of PyTorch exposes it
 MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # from this many elements, without autograd, the logistic loss in place beats ATen's
@@ -59,6 +60,9 @@ _MARGINS: dict[tuple[float, float, Any], Array] = {}
 _MOST_CONSTANTS = 64
 # PyTorch's own switch that makes a tensor outside torch.func's transforms
 _OUTSIDE_TRANSFORMS = getattr(torch._C, "_DisableFuncTorch", contextlib.nullcontext)
+# PyTorch's own test for a torch.func transform in progress; were it ever gone,
+# assume one is
+_IN_TRANSFORM = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -80,14 +84,9 @@ def add(x: Array, y: Array) -> Array:
         # the graph fuses the sum into its consumer anyway, and the checks below
         # would cost the compiled call three guards
         return x + y
-    if x.requires_grad or y.requires_grad or _forward_mode():
+    if _differentiated(x) or y.requires_grad:
         return x + y
-    try:
-        return x.add_(y)
-    except RuntimeError:
-        # torch.func.vmap refuses, before any write, to write a batched y into an x
-        # that is not batched
-        return x + y
+    return x.add_(y)
 
 
 def square(x: Array) -> Array:
@@ -143,8 +142,10 @@ def _meets_made_constants(x: Array) -> bool:
 
 def _differentiated(x: Array) -> bool:
     """Whether autograd may differentiate through ``x``, so that nothing may write
-    into it or view its bits."""
-    return x.requires_grad or _forward_mode()
+    into it or view its bits: ``x`` requires grad, or forward mode or a torch.func
+    transform is running (``torch.func.vmap`` hides ``requires_grad`` from the
+    tensors it batches, and a backward pass may follow it)."""
+    return x.requires_grad or _forward_mode() or _IN_TRANSFORM()
 
 
 def _forward_mode() -> bool:
@@ -208,8 +209,9 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     try:
         return torch.addcmul(x, y, z, value=-1, out=z)
     except RuntimeError:
-        # torch.func.vmap has no batching rule for out= (checked before any write);
-        # any other error comes back from the plain call
+        # torch.func.vmap has no batching rule for out= (checked before any write),
+        # so it never writes where vmap hides requires_grad; any other error comes
+        # back from the plain call
         return torch.addcmul(x, y, z, value=-1)
 
 
@@ -262,6 +264,11 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     """Spotlight's regression loss reduced as ``reduction`` says, for arrays of one
     shape: ATen's squared error, one kernel where the expression takes two, and the
     same bits as ``mean(square(ŷ - y))``."""
+    if _IN_TRANSFORM() and not is_compiling():
+        # ATen's backward pass of it resizes an output under torch.func.vmap where
+        # the observed ratings are not batched, which PyTorch 2.13 warns will fail
+        loss = torch.square(predicted - observed)
+        return loss if reduction == "none" else _REDUCE[reduction](loss)
     # torch.nn.functional.mse_loss adds a broadcast and a check of the shapes, which
     # cost more than the loss itself at a few thousand elements
     if reduction != "mean" or not _meets_made_constants(predicted):
@@ -294,15 +301,10 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
     ones = mask.to(bits)
     if is_compiling():
-        # the graph fuses the product into the sum; and Dynamo fails on vmap's refusal
+        # the graph fuses the product into the sum
         loss = _times_bits(loss, ones)
     else:
-        try:
-            loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
-        except RuntimeError:
-            # torch.func.vmap refuses, before any write, to write a batched mask into
-            # a loss that is not batched (one loss, several masks)
-            loss = _times_bits(loss, ones)
+        loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
     # sized by the loss, not the mask: a mask that broadcasts has its count scaled up
     # to the loss's size afterwards (_reduction), which must not wrap around
     count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
