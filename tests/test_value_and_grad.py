@@ -766,26 +766,35 @@ class _ValueAndGradContract:
 
     @pytest.mark.parametrize("reduction", ["mean", "sum"])
     @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "bool-mask"])
+    @pytest.mark.parametrize("first_transposed", [False, True], ids=["", "transposed"])
     def test_value_is_the_losses_own(
-        self, xp: ModuleType, reduction: str, *, masked: bool
+        self, xp: ModuleType, reduction: str, *, masked: bool, first_transposed: bool
     ) -> None:
         # by hand: the value is what the loss itself returns, to the bit. Two
         # roundings of one formula differ in a few percent of elements (PyTorch's
         # fused multiply-add in the Poisson loss against the plain expression: 8%),
         # so many small calls, each of whose results shows any element's last bit.
         # Under jax.jit (as the fixture runs both here) XLA compiles the two graphs
-        # apart and may sum in another order: there, as close as the reduction
+        # apart and may sum in another order: there, as close as the reduction.
+        # A transposed first argument: its elementwise terms may be laid out in
+        # another order, in which a sum adds them
         tolerance = SAME_RTOL["float32"] if support.backend_of(xp) == "jax" else 0.0
         rng = np.random.default_rng(11)
-        shape = (4,)
+        shape = (4, 3)
         second_shape = (K, *shape) if self.loss.negatives_axis else shape
-        mask = mask_of(xp, np.asarray([True, False, True, True]), "bool")
+        mask = mask_of(xp, rng.uniform(size=shape) < 0.7, "bool")
         for _ in range(50):
             # counts as the first argument, rates well above 0 as the second:
             # inputs every loss takes; the value needs no distance from the kinks
             first = rng.integers(-1, 5, shape).astype(np.float64)
             second = rng.uniform(0.2, 4.0, second_shape)
-            args, _ = build(xp, xp.float32, first, second)
+            if first_transposed:
+                # first's values in an array of the transposed shape, transposed back
+                transposed, _ = build(xp, xp.float32, np.ascontiguousarray(first.T))
+                args, _ = build(xp, xp.float32, first, second)
+                args[0] = xp.permute_dims(transposed[0], (1, 0))
+            else:
+                args, _ = build(xp, xp.float32, first, second)
             given = mask if masked else None
             value, _ = split(
                 self.loss,

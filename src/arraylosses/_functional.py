@@ -163,6 +163,10 @@ def add_in_place(x: Array, y: Array, /) -> Array:
     """:func:`add` written into ``x``, a new array the caller owns with the result's
     shape, for libraries whose arrays are written in place: one buffer where the sum
     takes two, and a fresh buffer of a million elements costs more than its pass."""
+    # x + y lays out its result in C order unless both are in Fortran order, and a
+    # sum adds in memory order: into x only where x has the layout x + y would
+    if not x.flags.c_contiguous:
+        return x + y
     # the operator, not add(x, y, out=x), whose keyword costs a twentieth of a
     # microsecond; where x is a scalar (a ufunc's result on 0-d), += makes a new one
     x += y

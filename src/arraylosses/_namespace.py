@@ -59,14 +59,16 @@ class Backend:
         library's own where it has a fast, stable one, else the standard-only
         forms of :mod:`._functional` (``mean`` and ``sum`` reduce over every
         axis); ``sigmoid_of_negative(x)`` is ``σ(-x)`` and
-        ``sigmoid_of_difference(x, y)`` is ``σ(x - y)``, in one new buffer.
+        ``sigmoid_of_difference(x, y)`` is ``σ(x - y)`` (in one new buffer on
+        NumPy and PyTorch).
     relu, square, add_scalar, add, subtract_product : callable
         ``max(x, 0)``, ``x²``, ``add_scalar(x, value) = x + value`` (``value`` a
         Python float), ``add(x, y) = x + y`` and ``subtract_product(a, b, x) =
-        a - b·x`` (``x`` with the result's shape) of an array ``x`` the loss has
-        just computed, which they may overwrite (NumPy and PyTorch do, to spare a
-        buffer): never pass them a caller's array as ``x``. PyTorch's
-        ``subtract_product`` rounds once where the CPU fuses multiply-add.
+        a - b·x`` (for these two, ``x`` has the result's shape) of an array ``x``
+        the loss has just computed, which they may overwrite (NumPy, CuPy and
+        PyTorch do, to spare a buffer): never pass them a caller's array as
+        ``x``. PyTorch's ``subtract_product`` rounds once where the CPU fuses
+        multiply-add.
     max_over_first_axis : callable
         ``max_over_first_axis(x)``, the maximum of ``x`` over its first axis (the
         adaptive hinge's negatives), propagating NaN.
@@ -317,6 +319,9 @@ def _resolve(array: object, name: str) -> Backend:
         primitives["sigmoid"] = expit
         primitives["sigmoid_of_negative"] = _bind(
             _functional.sigmoid_of_negative, sigmoid=expit
+        )
+        primitives["sigmoid_of_difference"] = _bind(
+            _functional.sigmoid_of_difference, sigmoid=expit
         )
     else:
         library = getattr(xp, "__name__", describe_type(array))
