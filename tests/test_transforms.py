@@ -241,18 +241,23 @@ class TestTorchVmap:
         shape = (batch, width) if reduction == "none" else (batch,)
         support.assert_close(result, expected, xp=xp, like=args[1], shape=shape)
 
-    @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
-    @pytest.mark.parametrize("mapped", ["all", "second-only"])
+    @pytest.mark.parametrize(
+        ("mask_kind", "compiled"),
+        [("none", False), ("bool", False), ("float", False), ("none", True)],
+        ids=["no-mask", "bool", "float", "no-mask-compiled"],
+    )
+    @pytest.mark.parametrize("mapped", ["all", "first-only", "second-only"])
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-    def test_backward_through_vmap(self, xp, case, mapped, mask_kind):
+    def test_backward_through_vmap(self, xp, case, mapped, mask_kind, *, compiled):
         """Losses of each row under vmap, then autograd's backward pass: vmap hides
         ``requires_grad`` from the tensors it batches, so the loss must not write
-        into what the backward pass reads back."""
+        into what the backward pass reads back, and an argument that is not mapped
+        gets the gradient summed over the rows."""
         _skip_unless(xp, "torch", "torch.func.vmap")
         import torch
 
         batch, width = 3, 5
-        in_dims = MAPPED[mapped]
+        in_dims = {"first-only": (0, None, 0)}.get(mapped) or MAPPED[mapped]
         rng = np.random.default_rng(37)
         first, second = _draw(case, rng, (batch, width), batch_axis=1)
         first, second = (
@@ -279,6 +284,11 @@ class TestTorchVmap:
 
         mask_dim = None if mask is None else 0
         mapped_rows = torch.func.vmap(per_row, in_dims=(*in_dims[:2], mask_dim))
+        if compiled:
+            torch._dynamo.reset()
+            mapped_rows = torch.compile(
+                mapped_rows, fullgraph=True, backend="aot_eager"
+            )
         mapped_rows(*leaves, mask_xp).sum().backward()
 
         # expected: autograd's gradient of the same losses computed row by row

@@ -82,7 +82,7 @@ def add(x: Array, y: Array) -> Array:
     not watching: a sigmoid saves its output, which autograd refuses to see changed."""
     if is_compiling():
         # the graph fuses the sum into its consumer anyway, and the checks below
-        # would cost the compiled call three guards
+        # would cost the compiled call five guards
         return x + y
     if _differentiated(x) or y.requires_grad:
         return x + y
@@ -203,7 +203,8 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
         # compiled forward-mode transform (jacfwd, jvp) of addcmul crashes PyTorch
         return x - y * z
     # forward mode refuses out= only after writing into z. _differentiated of each
-    # tensor, written out so that the forward-mode check runs once on this hot path
+    # tensor, written out so that the forward-mode check runs once on this hot path,
+    # and without its test for a torch.func transform: the except below serves
     if x.requires_grad or y.requires_grad or z.requires_grad or _forward_mode():
         return torch.addcmul(x, y, z, value=-1)
     try:
@@ -264,9 +265,10 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     """Spotlight's regression loss reduced as ``reduction`` says, for arrays of one
     shape: ATen's squared error, one kernel where the expression takes two, and the
     same bits as ``mean(square(ŷ - y))``."""
-    if _IN_TRANSFORM() and not is_compiling():
-        # ATen's backward pass of it resizes an output under torch.func.vmap where
-        # the observed ratings are not batched, which PyTorch 2.13 warns will fail
+    if _IN_TRANSFORM():
+        # under torch.func.vmap, eager or compiled, ATen's backward pass of it resizes
+        # an output where an argument that is not batched requires grad, which
+        # PyTorch 2.13 warns will fail
         loss = torch.square(predicted - observed)
         return loss if reduction == "none" else _REDUCE[reduction](loss)
     # torch.nn.functional.mse_loss adds a broadcast and a check of the shapes, which
