@@ -766,9 +766,11 @@ class _ValueAndGradContract:
 
     @pytest.mark.parametrize("reduction", ["mean", "sum"])
     @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "bool-mask"])
-    @pytest.mark.parametrize("first_transposed", [False, True], ids=["", "transposed"])
+    @pytest.mark.parametrize(
+        "transposed", ["", "first", "both"], ids=["", "first-transposed", "both"]
+    )
     def test_value_is_the_losses_own(
-        self, xp: ModuleType, reduction: str, *, masked: bool, first_transposed: bool
+        self, xp: ModuleType, reduction: str, *, masked: bool, transposed: str
     ) -> None:
         # by hand: the value is what the loss itself returns, to the bit. Two
         # roundings of one formula differ in a few percent of elements (PyTorch's
@@ -776,8 +778,8 @@ class _ValueAndGradContract:
         # so many small calls, each of whose results shows any element's last bit.
         # Under jax.jit (as the fixture runs both here) XLA compiles the two graphs
         # apart and may sum in another order: there, as close as the reduction.
-        # A transposed first argument: its elementwise terms may be laid out in
-        # another order, in which a sum adds them
+        # Transposed arguments: the elementwise terms may be laid out in another
+        # order, in which a sum adds them
         tolerance = SAME_RTOL["float32"] if support.backend_of(xp) == "jax" else 0.0
         rng = np.random.default_rng(11)
         shape = (4, 3)
@@ -788,13 +790,15 @@ class _ValueAndGradContract:
             # inputs every loss takes; the value needs no distance from the kinks
             first = rng.integers(-1, 5, shape).astype(np.float64)
             second = rng.uniform(0.2, 4.0, second_shape)
-            if first_transposed:
-                # first's values in an array of the transposed shape, transposed back
-                transposed, _ = build(xp, xp.float32, np.ascontiguousarray(first.T))
-                args, _ = build(xp, xp.float32, first, second)
-                args[0] = xp.permute_dims(transposed[0], (1, 0))
-            else:
-                args, _ = build(xp, xp.float32, first, second)
+            args, _ = build(xp, xp.float32, first, second)
+            for position in {"": (), "first": (0,), "both": (0, 1)}[transposed]:
+                # the values in an array of the transposed shape, transposed back
+                values = (first, second)[position]
+                axes = (*range(values.ndim - 2), values.ndim - 1, values.ndim - 2)
+                [swapped], _ = build(
+                    xp, xp.float32, np.ascontiguousarray(values.transpose(axes))
+                )
+                args[position] = xp.permute_dims(swapped, axes)
             given = mask if masked else None
             value, _ = split(
                 self.loss,

@@ -163,8 +163,8 @@ def add_in_place(x: Array, y: Array, /) -> Array:
     """:func:`add` written into ``x``, a new array the caller owns with the result's
     shape, for libraries whose arrays are written in place: one buffer where the sum
     takes two, and a fresh buffer of a million elements costs more than its pass."""
-    # x + y lays out its result in C order unless both are in Fortran order, and a
-    # sum adds in memory order: into x only where x has the layout x + y would
+    # x + y is C-ordered wherever x is (NumPy follows its operands' layout only where
+    # they agree), and a sum adds in memory order: into x only where x is C-ordered
     if not x.flags.c_contiguous:
         return x + y
     # the operator, not add(x, y, out=x), whose keyword costs a twentieth of a
@@ -359,8 +359,12 @@ def keep_by_bits(
     bits = unsigned.get(x.dtype.itemsize)
     if bits is None:
         return keep_where(mask, x, xp=xp)
+    x_bits = x.view(bits)
+    # in x's layout, in which masked_total_by_bits writes the product: a sum of either
+    # adds in memory order. A product is C-ordered already wherever x is
+    out = None if x.flags.c_contiguous else xp.empty_like(x_bits)
     # x's bit pattern times 0 or 1 is x's or +0.0's: no float product turns inf·0 into NaN
-    return xp.multiply(x.view(bits), mask.astype(bits)).view(x.dtype)
+    return xp.multiply(x_bits, mask.astype(bits), out=out).view(x.dtype)
 
 
 def masked_total(
