@@ -767,7 +767,9 @@ class _ValueAndGradContract:
     @pytest.mark.parametrize("reduction", ["mean", "sum"])
     @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "bool-mask"])
     @pytest.mark.parametrize(
-        "transposed", ["", "first", "both"], ids=["", "first-transposed", "both"]
+        "transposed",
+        ["", "first", "both"],
+        ids=["c-order", "first-transposed", "both-transposed"],
     )
     def test_value_is_the_losses_own(
         self, xp: ModuleType, reduction: str, *, masked: bool, transposed: str
