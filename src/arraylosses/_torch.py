@@ -43,7 +43,6 @@ _BITS = {4: torch.int32, 8: torch.int64}
 # ATen's numbering of the reductions, which its functions take in place of the name
 _ATEN_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _ATEN_SUM = _ATEN_REDUCTIONS["sum"]
-_REDUCE = {"mean": torch.mean, "sum": torch.sum}
 # ATen's own squared error, where this version of PyTorch exposes it
 MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # from this many elements, without autograd, the logistic loss in place beats ATen's
@@ -245,10 +244,7 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
         loss = subtract_product(logit, logit, positive)
-        loss = loss.sub_(torch.nn.functional.logsigmoid(logit))
-        if reduction == "none":
-            return loss
-        return mean(loss) if reduction == "mean" else torch.sum(loss)
+        return _reduced(loss.sub_(torch.nn.functional.logsigmoid(logit)), reduction)
     # one call, stable for any logit: ATen's binary cross-entropy with logits (without
     # torch.nn.functional's Python layer, which only checks the shapes and the name)
     if reduction != "mean" or not _meets_made_constants(logit):
@@ -269,8 +265,7 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
         # under torch.func.vmap, eager or compiled, ATen's backward pass of it resizes
         # an output where an argument that is not batched requires grad, which
         # PyTorch 2.13 warns will fail
-        loss = torch.square(predicted - observed)
-        return loss if reduction == "none" else _REDUCE[reduction](loss)
+        return _reduced(torch.square(predicted - observed), reduction)
     # torch.nn.functional.mse_loss adds a broadcast and a check of the shapes, which
     # cost more than the loss itself at a few thousand elements
     if reduction != "mean" or not _meets_made_constants(predicted):
@@ -278,6 +273,13 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
     count = _element_count(predicted.numel(), predicted.dtype)
     return MSE_LOSS(predicted, observed, _ATEN_SUM).div_(count)
+
+
+def _reduced(loss: Array, reduction: str) -> Array:
+    """The elementwise ``loss`` reduced as ``reduction`` says, without weights."""
+    if reduction == "none":
+        return loss
+    return mean(loss) if reduction == "mean" else torch.sum(loss)
 
 
 def count(mask: Array, dtype: Any) -> Array:  # noqa: ARG001 - every count takes one
