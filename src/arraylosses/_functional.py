@@ -116,8 +116,8 @@ def sigmoid_of_difference_in_one_buffer(
     """``σ(x - y)`` as :func:`sigmoid_in_one_buffer` computes ``σ``, with the
     difference as its first pass: one buffer and one pass fewer than the sigmoid of
     a difference."""
-    # where both are 0-d, a ufunc would return a scalar, which nothing can be written into
-    out = xp.empty_like(x) if x.ndim == 0 and y.ndim == 0 else None
+    # only where both are 0-d is the difference 0-d
+    out = _new_buffer(x, xp=xp) if y.ndim == 0 else None
     # σ(x - y) = 1 / (1 + e^(y - x)), and y - x is -(x - y) exactly
     exponent = xp.subtract(y, x, out=out)
     return _reciprocal_of_one_plus_exp(
