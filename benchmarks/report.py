@@ -126,6 +126,13 @@ def _environment(results: dict[str, Any]) -> list[str]:
     threads = results["backends"].get("torch", {}).get("info", {}).get("threads")
     if threads:
         lines.append(f"- PyTorch intra-op threads: {threads}")
+    dispatch = results["backends"].get("jax", {}).get("info", {}).get("dispatch")
+    if dispatch:
+        how = {
+            "sync": "synchronous, each jitted call run on the calling thread",
+            "async": "asynchronous, each jitted call handed to XLA's worker thread",
+        }[dispatch]
+        lines.append(f"- JAX dispatch on the CPU: {how} (`--jax-dispatch {dispatch}`)")
     compiled = results["backends"].get("torch-compile", {}).get("info", {})
     cold = compiled.get("graph_breaks_before_any_eager_call")
     if cold is not None:

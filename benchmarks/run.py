@@ -118,6 +118,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="few rounds per comparison: a smoke run, not a measurement",
     )
+    parser.add_argument(
+        "--jax-dispatch",
+        choices=("sync", "async"),
+        default="sync",
+        help="run each jitted call on the calling thread (sync, the default) or "
+        "hand it to XLA's worker thread as JAX does by default on a CPU (async); "
+        "see benchmarks/README.md",
+    )
     parser.add_argument("--seed", type=int, default=20_240_901, help="input seed")
     parser.add_argument(
         "--out",
@@ -242,6 +250,8 @@ def _common_arguments(options: argparse.Namespace) -> list[str]:
         str(options.floor_size),
         "--seed",
         str(options.seed),
+        "--jax-dispatch",
+        options.jax_dispatch,
         "--out",
         str(options.out),
     ]
@@ -423,9 +433,12 @@ def _torch_backend(*, compiled: bool) -> Backend:
     )
 
 
-def _jax_backend() -> Backend:
+def _jax_backend(dispatch: str) -> Backend:
     import jax
 
+    # synchronous: a call runs on the calling thread, so a cell times the compiled
+    # program and JAX's dispatch, not a wake-up of XLA's worker thread (README)
+    jax.config.update("jax_cpu_enable_async_dispatch", dispatch == "async")
     idiom_by_name = idioms.jax_idioms()
 
     def convert(array: Any) -> Any:
@@ -446,15 +459,18 @@ def _jax_backend() -> Backend:
         peak_bytes=harness.jax_peak_bytes,
         memory_method="XLA memory_analysis()",
         floor=lambda: jax.jit(idioms.jax_floor),
-        info={"devices": [str(device) for device in jax.devices()]},
+        info={
+            "devices": [str(device) for device in jax.devices()],
+            "dispatch": dispatch,
+        },
     )
 
 
-def _make_backend(name: str) -> Backend:
+def _make_backend(name: str, options: argparse.Namespace) -> Backend:
     if name == "numpy":
         return _numpy_backend()
     if name == "jax":
-        return _jax_backend()
+        return _jax_backend(options.jax_dispatch)
     return _torch_backend(compiled=name == "torch-compile")
 
 
@@ -492,7 +508,7 @@ def _seed(options: argparse.Namespace, *parts: object) -> list[int]:
 
 
 def _worker_main(options: argparse.Namespace) -> int:
-    backend = _make_backend(options.worker)
+    backend = _make_backend(options.worker, options)
     plan = harness.QUICK if options.quick else harness.FULL
     outcome: dict[str, Any] = {
         "name": backend.name,
