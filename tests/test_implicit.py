@@ -637,7 +637,7 @@ class TestAdaptiveHingeLoss(_HingeTests):
         [((B, T), (B, T)), ((B, 1), (B, T))],
         ids=["2d", "B1-against-kBT"],
     )
-    @pytest.mark.parametrize("k", [1, 3])
+    @pytest.mark.parametrize("k", [1, 3, 8])
     @pytest.mark.parametrize("dtype_name", DTYPES)
     def test_number_of_negatives(
         self, xp: ModuleType, dtype_name: str, k: int, p_shape: Shape, s_shape: Shape
@@ -656,6 +656,31 @@ class TestAdaptiveHingeLoss(_HingeTests):
             shape=expected.shape,
         )
         support.assert_close(adaptive_hinge_loss(p, n), expected.mean(), xp=xp, like=p)
+
+    @pytest.mark.parametrize("k", [2, 5, 8])
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_nan_negative_propagates(
+        self, xp: ModuleType, dtype_name: str, k: int
+    ) -> None:
+        # expected: Spotlight's formula in float64, whose maximum (NumPy's)
+        # propagates NaN: NaN in the NaN negative's column, the hinge elsewhere.
+        # 2,048 columns: from there XLA's maximum reduction on a CPU dropped the NaN
+        # (JAX 0.10), and the loss read a finite mean
+        dtype = support.dtype_of(xp, dtype_name)
+        columns = 2048
+        p_np, n_np = scores(5, (columns,)), scores(6, (k, columns))
+        n_np[k - 1, 7] = math.nan
+        p, n = support.asarray(xp, p_np, dtype), support.asarray(xp, n_np, dtype)
+        expected = support.ref_adaptive_hinge(p_np, n_np)
+        assert np.isnan(expected[7]), "the reference propagates the NaN"
+        support.assert_close(
+            adaptive_hinge_loss(p, n, reduction="none"),
+            expected,
+            xp=xp,
+            like=p,
+            shape=(columns,),
+        )
+        support.assert_close(adaptive_hinge_loss(p, n), math.nan, xp=xp, like=p)
 
     @pytest.mark.parametrize("k", [1, 3])
     @pytest.mark.parametrize("dtype_name", DTYPES)

@@ -170,6 +170,42 @@ class TestJaxVmap:
         support.assert_close(result, expected, xp=xp, like=args[1], shape=shape)
 
 
+class TestJaxExport:
+    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_symbolic_shapes(self, xp, case, masked):
+        # every size symbolic, the adaptive hinge's number of negatives too, and the
+        # exported function called at sizes of its own
+        _skip_unless(xp, "jax", "jax.export")
+        import jax
+        from jax import export
+
+        negatives, batch, width = export.symbolic_shape("k, b, t")
+        shapes = {"first": (batch, width), "second": (batch, width)}
+        if case.name == "adaptive_hinge_loss":
+            shapes["second"] = (negatives, batch, width)
+        specs = [jax.ShapeDtypeStruct(shapes[a], xp.float32) for a in shapes]
+        if masked:
+            specs.append(jax.ShapeDtypeStruct((batch, width), xp.bool))
+        function = getattr(al, case.name)
+        exported = export.export(jax.jit(lambda *args: function(*args, **case.kwargs)))(
+            *specs
+        )
+
+        rng = np.random.default_rng(23)
+        first, second = _draw(case, rng, (3, 4))
+        mask = rng.uniform(size=(3, 4)) < 0.7 if masked else None
+        args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
+        if masked:
+            args.append(support.asarray(xp, mask))
+        support.assert_close(
+            exported.call(*args),
+            _expected(case, first, second, mask, "mean"),
+            xp=xp,
+            like=args[1],
+        )
+
+
 # --- PyTorch -------------------------------------------------------------------------
 
 # The default (inductor) backend generates and compiles C++: slow, so only for two

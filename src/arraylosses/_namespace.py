@@ -305,8 +305,15 @@ def _resolve(array: object, name: str) -> Backend:
     elif array_api_compat.is_jax_namespace(xp):
         library = "jax"
         jax_nn = importlib.import_module("jax.nn")
+        # the array is a JAX array, so jax is imported; _jax imports it
+        from . import _jax  # noqa: PLC0415
+
         primitives = _standard_primitives(xp)
-        primitives.update(sigmoid=jax_nn.sigmoid, relu=jax_nn.relu)
+        primitives.update(
+            sigmoid=jax_nn.sigmoid,
+            relu=jax_nn.relu,
+            max_over_first_axis=_jax.max_over_first_axis,
+        )
     elif array_api_compat.is_cupy_namespace(xp):
         library = "cupy"
         cupy = sys.modules["cupy"]
