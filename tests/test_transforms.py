@@ -1,5 +1,5 @@
 """The losses under program transformations: ``jax.jit``, ``jax.vmap``,
-``torch.compile(fullgraph=True)`` and Dask's lazy graphs.
+``jax.export``, ``torch.compile(fullgraph=True)`` and Dask's lazy graphs.
 
 Each class applies to one backend and skips the others. The JAX and PyTorch tests
 apply the transformation themselves, to the functions reached as attributes of the
@@ -174,17 +174,20 @@ class TestJaxExport:
     @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
     def test_symbolic_shapes(self, xp, case, masked):
-        # every size symbolic, the adaptive hinge's number of negatives too, and the
-        # exported function called at sizes of its own
+        # exported with every size symbolic, the adaptive hinge's number of
+        # negatives too, then called with 3 negatives of shape (3, 4)
         _skip_unless(xp, "jax", "jax.export")
         import jax
         from jax import export
 
         negatives, batch, width = export.symbolic_shape("k, b, t")
-        shapes = {"first": (batch, width), "second": (batch, width)}
+        second = (batch, width)
         if case.name == "adaptive_hinge_loss":
-            shapes["second"] = (negatives, batch, width)
-        specs = [jax.ShapeDtypeStruct(shapes[a], xp.float32) for a in shapes]
+            second = (negatives, batch, width)
+        specs = [
+            jax.ShapeDtypeStruct((batch, width), xp.float32),
+            jax.ShapeDtypeStruct(second, xp.float32),
+        ]
         if masked:
             specs.append(jax.ShapeDtypeStruct((batch, width), xp.bool))
         function = getattr(al, case.name)
