@@ -665,10 +665,10 @@ class TestAdaptiveHingeLoss(_HingeTests):
     ) -> None:
         # expected: Spotlight's formula in float64, whose maximum (NumPy's)
         # propagates NaN: NaN in the NaN negative's column, the hinge elsewhere.
-        # 2,048 columns: from there XLA's maximum reduction on a CPU drops the NaN
-        # (JAX 0.10). Called on arrays, through the module's attribute, which the
-        # conftest leaves untraced: under jax.jit XLA drops it whatever the loss
-        # does (docs/guides/backends-and-devices.md)
+        # 2,048 columns, k rows: 4,096 elements or more, from where XLA's maximum
+        # reduction on a CPU drops the NaN (JAX 0.10). Called on arrays, through the
+        # module's attribute, which the conftest leaves untraced: under jax.jit XLA
+        # drops it whatever the loss does (docs/guides/backends-and-devices.md)
         loss = arraylosses.adaptive_hinge_loss
         dtype = support.dtype_of(xp, dtype_name)
         columns = 2048
