@@ -466,7 +466,9 @@ def _jax_backend(dispatch: str) -> Backend:
     )
 
 
-def _make_backend(name: str, options: argparse.Namespace) -> Backend:
+def _make_backend(options: argparse.Namespace) -> Backend:
+    """The backend this worker process times, ``options.worker``."""
+    name = options.worker
     if name == "numpy":
         return _numpy_backend()
     if name == "jax":
@@ -508,7 +510,7 @@ def _seed(options: argparse.Namespace, *parts: object) -> list[int]:
 
 
 def _worker_main(options: argparse.Namespace) -> int:
-    backend = _make_backend(options.worker, options)
+    backend = _make_backend(options)
     plan = harness.QUICK if options.quick else harness.FULL
     outcome: dict[str, Any] = {
         "name": backend.name,
