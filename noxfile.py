@@ -6,7 +6,7 @@
 
 ``nox`` with no arguments runs every default session: the test suite once per
 backend environment (``tests-numpy``, ``tests-strict``, ``tests-torch``,
-``tests-jax``, ``tests-dask``, ``tests-cupy``; the last skips itself where
+``tests-jax``, ``tests-dask``, ``tests-cuda``; the last skips itself where
 there is no NVIDIA GPU), ``lint``, ``conformance`` (the parity suite of
 ``conformance/`` on every CPU backend) and ``docs`` (the Sphinx site, its
 doctests, and the built pages checked in headless Chromium; it needs Debian's
@@ -114,15 +114,23 @@ def tests_dask(session: nox.Session) -> None:
     _run_tests(session, ".[dask]", "distributed", backends=("numpy", "dask"))
 
 
-@nox.session(name="tests-cupy", tags=["tests"])
-def tests_cupy(session: nox.Session) -> None:
-    """Run the tests on NumPy and CuPy; skips where there is no NVIDIA GPU."""
+@nox.session(name="tests-cuda", tags=["tests"])
+def tests_cuda(session: nox.Session) -> None:
+    """Run the tests on CuPy, PyTorch and JAX on the GPU, beside NumPy; skips
+    where there is no NVIDIA GPU."""
     if not _has_nvidia_gpu():
         session.skip("no NVIDIA GPU here (`nvidia-smi -L` lists none)")
-    # The `[ctk]` extra brings the CUDA 12 libraries from PyPI, so only the
-    # NVIDIA driver has to be on the machine. The `cupy` extra of the package
-    # names the source distribution, which would need a CUDA compiler.
-    _run_tests(session, ".", "cupy-cuda12x[ctk]", backends=("numpy", "cupy"))
+    # Each `[...]` extra brings its CUDA 12 libraries from PyPI, so only the
+    # NVIDIA driver has to be on the machine; PyTorch's default wheel brings
+    # its own. The `cupy` extra of the package names the source distribution,
+    # which would need a CUDA compiler.
+    _run_tests(
+        session,
+        ".[torch]",
+        "cupy-cuda12x[ctk]",
+        "jax[cuda12]",
+        backends=("numpy", "cupy", "torch_cuda", "jax_cuda"),
+    )
 
 
 @nox.session

@@ -1,9 +1,14 @@
 """The one ``xp`` fixture: every test that takes it runs on every backend under test.
 
 ``ARRAYLOSSES_TEST_BACKENDS`` (comma-separated: numpy, array_api_strict, torch,
-jax, dask, cupy) names the backends a run must exercise; each nox session sets it,
-and a named backend that cannot be used fails the run instead of being skipped.
-Unset, every backend that imports here is used, and CuPy only with a GPU.
+torch_cuda, jax, jax_cuda, dask, cupy) names the backends a run must exercise;
+each nox session sets it, and a named backend that cannot be used fails the run
+instead of being skipped. Unset, every backend that can be used here is: the
+``_cuda`` ones and CuPy only where their library sees a GPU.
+
+``torch`` and ``jax`` keep every array a test makes on the CPU, whatever the
+machine has; ``torch_cuda`` and ``jax_cuda`` make them on the first GPU, by
+running the test inside that library's default-device context.
 
 On JAX, functions tagged with :func:`array_api_extra.testing.lazy_xp_function`
 run under ``jax.jit``; on Dask they raise if they compute anything.
@@ -11,6 +16,7 @@ run under ``jax.jit``; on Dask they raise if they compute anything.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Iterator
@@ -20,7 +26,16 @@ import pytest
 from array_api_extra.testing import patch_lazy_xp_functions
 from hypothesis import settings
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+BACKENDS = (
+    "numpy",
+    "array_api_strict",
+    "torch",
+    "torch_cuda",
+    "jax",
+    "jax_cuda",
+    "dask",
+    "cupy",
+)
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
@@ -33,12 +48,16 @@ def _namespace(backend: str) -> ModuleType:
         return importlib.import_module("array_api_compat.numpy")
     if backend == "array_api_strict":
         return importlib.import_module("array_api_strict")
-    if backend == "torch":
-        importlib.import_module("torch")
+    if backend in {"torch", "torch_cuda"}:
+        torch = importlib.import_module("torch")
+        if backend == "torch_cuda" and not torch.cuda.is_available():
+            msg = "PyTorch sees no CUDA device"
+            raise RuntimeError(msg)
         return importlib.import_module("array_api_compat.torch")
-    if backend == "jax":
+    if backend in {"jax", "jax_cuda"}:
         jax = importlib.import_module("jax")
         jax.config.update("jax_enable_x64", True)  # float64 cases need it
+        jax.devices("gpu" if backend == "jax_cuda" else "cpu")  # raises if none
         return importlib.import_module("jax.numpy")
     if backend == "dask":
         importlib.import_module("dask.array")
@@ -78,9 +97,25 @@ def _backend_params() -> list[object]:
     return params
 
 
+def _default_device(backend: str) -> contextlib.AbstractContextManager[object]:
+    """Where arrays made without a device go while a test of ``backend`` runs."""
+    if backend in {"torch", "torch_cuda"}:
+        torch = importlib.import_module("torch")
+        return torch.device("cuda" if backend == "torch_cuda" else "cpu")
+    if backend in {"jax", "jax_cuda"}:
+        jax = importlib.import_module("jax")
+        # JAX's own default is its GPU wherever it has one
+        device = jax.devices("gpu" if backend == "jax_cuda" else "cpu")[0]
+        return jax.default_device(device)
+    return contextlib.nullcontext()
+
+
 @pytest.fixture(params=_backend_params())
 def xp(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     """The namespace of one backend (array-api-compat's wrapper where it has one)."""
     namespace = _namespace(request.param)
-    with patch_lazy_xp_functions(request, xp=namespace):
+    with (
+        _default_device(request.param),
+        patch_lazy_xp_functions(request, xp=namespace),
+    ):
         yield namespace

@@ -175,6 +175,7 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
         """
         import os
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        os.environ["JAX_PLATFORMS"] = "cpu"  # a GPU would be JAX's default device
         import jax, jax.numpy as jnp, numpy as np
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
         from arraylosses import bpr_loss
