@@ -7,7 +7,9 @@ The references are Spotlight's formulas written naively in NumPy float64, as
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -123,8 +125,8 @@ def to_numpy(x: Array) -> np.ndarray:
             x = x.double()
         return x.numpy()
     if array_api_compat.is_cupy_array(x):
-        return x.get()
-    if array_api_compat.is_jax_array(x) or array_api_compat.is_numpy_array(x):
+        out = x.get()
+    elif array_api_compat.is_jax_array(x) or array_api_compat.is_numpy_array(x):
         out = np.asarray(x)
     else:  # array-api-strict and other standard-only arrays
         out = np.from_dlpack(x)
@@ -188,6 +190,16 @@ def assert_close(
         rtol=RTOL.get(name, 1e-12) if rtol is None else rtol,
         atol=ATOL.get(name, 1e-13) if atol is None else atol,
     )
+
+
+def child_environment(**variables: str) -> dict[str, str]:
+    """This process's environment, with ``variables`` added, for a child Python
+    that imports the arraylosses under test first (``src/`` in a checkout,
+    site-packages under nox) and finds everything else this process finds."""
+    package_root = str(Path(arraylosses.__file__).resolve().parent.parent)
+    inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    path = os.pathsep.join(entry for entry in (package_root, *inherited) if entry)
+    return {**os.environ, "PYTHONPATH": path, **variables}
 
 
 # --- the losses as test cases ---------------------------------------------------------

@@ -14,7 +14,6 @@ import contextlib
 import csv
 import io
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,6 @@ import numpy as np
 import pytest
 import support
 
-import arraylosses
 from arraylosses.demo import cli, training
 from arraylosses.demo.cli import main
 from arraylosses.demo.data import synthetic
@@ -530,13 +528,11 @@ def python_m_arraylosses(*arguments: str) -> subprocess.CompletedProcess[str]:
 def fresh_python(*arguments: str) -> subprocess.CompletedProcess[str]:
     """``python ...`` in a fresh interpreter that imports the same arraylosses as this
     test process (first on its path)."""
-    source = str(Path(arraylosses.__file__).resolve().parent.parent)
-    path = [source, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return subprocess.run(
         [sys.executable, *arguments],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+        env=support.child_environment(),
         check=False,
         timeout=120,
     )

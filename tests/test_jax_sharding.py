@@ -46,7 +46,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -54,8 +53,6 @@ import array_api_compat.numpy as npx
 import numpy as np
 import pytest
 import support
-
-import arraylosses
 
 pytest.importorskip("jax", reason="sharding tests need jax")
 
@@ -388,19 +385,13 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> ShardedRun:
         "masked_programs": list(SCALAR_REDUCTIONS),
     }
     (directory / "plan.json").write_text(json.dumps(plan))
-    # the subprocess imports the very package this process tests (src/ in a
-    # development checkout, site-packages under nox), whatever its working directory
-    package_root = str(Path(arraylosses.__file__).resolve().parent.parent)
-    python_path = [package_root, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(path for path in python_path if path),
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": (
+    env = support.child_environment(
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=(
             f"{os.environ.get('XLA_FLAGS', '')} "
             f"--xla_force_host_platform_device_count={DEVICES}"
         ).strip(),
-    }
+    )
     out = directory / "result.json"
     command = [sys.executable, "-W", "error", "-c", _SCRIPT]
     files = [str(directory / "plan.json"), str(directory / "arrays.npz"), str(out)]

@@ -12,11 +12,9 @@ Expected values: Spotlight's formulas in float64 (the references in ``support.py
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -471,11 +469,7 @@ class TestTorchCompile:
             capture_output=True,
             text=True,
             check=False,
-            # the subprocess imports the arraylosses these tests import
-            env={
-                **os.environ,
-                "PYTHONPATH": str(Path(al.__file__).resolve().parents[1]),
-            },
+            env=support.child_environment(),
             timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
