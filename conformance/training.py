@@ -106,7 +106,7 @@ def _train(
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
-    return [p.detach().numpy().astype(np.float64) for p in params], float(
+    return [p.detach().cpu().numpy().astype(np.float64) for p in params], float(
         value.detach()
     )
 
