@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import itertools
 import math
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -38,7 +39,7 @@ import numpy as np
 import pytest
 import support
 
-from arraylosses.demo import training
+from arraylosses.demo import cli, training
 from arraylosses.demo.data import Interactions, synthetic
 from arraylosses.demo.evaluation import (
     LIKE_THRESHOLD,
@@ -63,6 +64,18 @@ FD = "finite differences"
 TORCH = "torch autograd"
 FD_STEP = 1e-6  # float64 central differences: truncation ~STEP², rounding ~1e-16 / STEP
 FD_RTOL, FD_ATOL = 1e-6, 1e-9  # what finite differences can promise
+
+
+@pytest.fixture(autouse=True)
+def _float32_matmuls(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each backend's test under the matrix-product precision the demo's command
+    line trains with: JAX on a GPU would otherwise multiply in TF32."""
+    if "xp" not in request.fixturenames:
+        yield
+        return
+    backend = support.backend_of(request.getfixturevalue("xp"))
+    with cli.float32_matmuls(backend):
+        yield
 
 
 def usable(xp: ModuleType) -> str:
@@ -368,7 +381,7 @@ def torch_autograd(loss: str, third: np.ndarray) -> tuple[float, list[np.ndarray
             "adaptive_hinge": lambda: torch.clamp(torch.amax(n, 0) - p + 1, min=0),
         }[loss]().mean()
     value.backward()
-    gradients = [t.grad.numpy() for t in (users_table, items_table, biases)]
+    gradients = [support.to_numpy(t.grad) for t in (users_table, items_table, biases)]
     return value.item(), gradients
 
 
@@ -517,7 +530,7 @@ class TestAdam:
             for result, tensor in zip(parameters, tensors, strict=True):
                 support.assert_close(
                     result,
-                    tensor.numpy(),
+                    support.to_numpy(tensor),
                     xp=xp,
                     like=result,
                     shape=tuple(tensor.shape),

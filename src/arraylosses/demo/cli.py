@@ -9,6 +9,7 @@ popularity baseline (a global-mean one for ratings).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import sys
@@ -200,6 +201,22 @@ def namespace(backend: str) -> Namespace:
     return backend_of(module.asarray(0.0), "backend").xp
 
 
+def float32_matmuls(backend: str) -> contextlib.AbstractContextManager[object]:
+    """Where ``backend`` would multiply float32 matrices in less than float32,
+    a context in which it does not.
+
+    XLA on a GPU multiplies float32 matrices in TF32, 10 bits of mantissa, unless
+    told otherwise; the demo's gradients (``scatter_add`` is a matrix product) and
+    its rankings would then drift from every other backend's run of the same seed.
+    """
+    if backend == "jax":
+        jax = importlib.import_module("jax")
+        highest: contextlib.AbstractContextManager[object]
+        highest = jax.default_matmul_precision("highest")
+        return highest
+    return contextlib.nullcontext()
+
+
 @dataclass
 class Result:
     """One row of the demo's table."""
@@ -273,7 +290,10 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     trained: list[Result] = []
     for title, family, names in sections:
         try:
-            results = _run_family(family, names, train, test, xp=xp, settings=settings)
+            with float32_matmuls(arguments.backend):
+                results = _run_family(
+                    family, names, train, test, xp=xp, settings=settings
+                )
         except _DivergedError as error:
             parser.exit(1, f"{parser.prog}: error: {error}\n")
         except MemoryError:

@@ -144,7 +144,10 @@ def scatter_add(rows: int, index: Array, values: Array, *, xp: Namespace) -> Arr
     Repeated indices accumulate, as ``numpy.add.at`` and ``torch.index_add``
     do; the array API has neither, so this multiplies by the transposed one-hot
     matrix of ``index``: exact sums, at a cost of ``len(index) × rows``, which
-    suits the batch sizes and catalogues of the demo.
+    suits the batch sizes and catalogues of the demo. The sums are exact only where
+    float32 matrices are multiplied in float32: JAX on a GPU does so only under
+    ``jax.default_matmul_precision("highest")``, which the demo's command line sets
+    (``cli.float32_matmuls``).
 
     Parameters
     ----------
