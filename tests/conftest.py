@@ -6,9 +6,11 @@ each nox session sets it, and a named backend that cannot be used fails the run
 instead of being skipped. Unset, every backend that can be used here is: the
 ``_cuda`` ones and CuPy only where their library sees a GPU.
 
-``torch`` and ``jax`` keep every array a test makes on the CPU, whatever the
-machine has; ``torch_cuda`` and ``jax_cuda`` make them on the first GPU, by
-running the test inside that library's default-device context.
+``jax`` keeps the arrays a test makes on the CPU even where JAX has a GPU, and
+``torch`` leaves them on PyTorch's default, the CPU. ``torch_cuda`` and
+``jax_cuda`` make them on the first GPU by running each test inside that
+library's default-device context, which covers ``asarray``, the creation
+functions and ``jax.jit``, not ``torch.from_numpy`` nor other threads.
 
 On JAX, functions tagged with :func:`array_api_extra.testing.lazy_xp_function`
 run under ``jax.jit``; on Dask they raise if they compute anything.
@@ -57,7 +59,7 @@ def _namespace(backend: str) -> ModuleType:
     if backend in {"jax", "jax_cuda"}:
         jax = importlib.import_module("jax")
         jax.config.update("jax_enable_x64", True)  # float64 cases need it
-        jax.devices("gpu" if backend == "jax_cuda" else "cpu")  # raises if none
+        jax.devices("cuda" if backend == "jax_cuda" else "cpu")  # raises if none
         return importlib.import_module("jax.numpy")
     if backend == "dask":
         importlib.import_module("dask.array")
@@ -99,14 +101,14 @@ def _backend_params() -> list[object]:
 
 def _default_device(backend: str) -> contextlib.AbstractContextManager[object]:
     """Where arrays made without a device go while a test of ``backend`` runs."""
-    if backend in {"torch", "torch_cuda"}:
-        torch = importlib.import_module("torch")
-        return torch.device("cuda" if backend == "torch_cuda" else "cpu")
+    if backend == "torch_cuda":
+        return importlib.import_module("torch").device("cuda")
     if backend in {"jax", "jax_cuda"}:
         jax = importlib.import_module("jax")
         # JAX's own default is its GPU wherever it has one
-        device = jax.devices("gpu" if backend == "jax_cuda" else "cpu")[0]
+        device = jax.devices("cuda" if backend == "jax_cuda" else "cpu")[0]
         return jax.default_device(device)
+    # PyTorch's default is the CPU; a context for it would slow every call
     return contextlib.nullcontext()
 
 

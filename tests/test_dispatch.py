@@ -9,6 +9,7 @@ import sys
 import textwrap
 import warnings
 
+import array_api_compat
 import numpy as np
 import pytest
 from array_api_extra.testing import lazy_xp_function
@@ -153,6 +154,19 @@ class TestEveryLoss:
             ValueError, match=r"is on device .*CPU_DEVICE.* but .* on device"
         ):
             loss(first, second)
+
+
+def test_the_tests_arrays_are_on_the_backends_device(xp, request):
+    # torch_cuda and jax_cuda reach the GPU only through the xp fixture's
+    # default-device context: were it lost, their tests would all pass on the CPU
+    backend = request.node.callspec.params["xp"]
+    device = array_api_compat.device(xp.asarray(np.zeros(1)))
+    # torch names a device's kind `type`, JAX `platform` ("gpu"), CuPy neither
+    described = (
+        f"{getattr(device, 'type', '')} {getattr(device, 'platform', '')} {device}"
+    ).lower()
+    on_a_gpu = "cuda" in described or "gpu" in described
+    assert on_a_gpu == (backend in {"cupy", "torch_cuda", "jax_cuda"}), described
 
 
 def test_two_torch_devices_are_refused():
