@@ -46,10 +46,13 @@ def _install(session: nox.Session, *requirements: str) -> None:
 
 
 def _run_tests(
-    session: nox.Session, *requirements: str, backends: tuple[str, ...]
+    session: nox.Session,
+    *requirements: str,
+    backends: tuple[str, ...],
+    env: dict[str, str] | None = None,
 ) -> None:
     """Install the package (not editable), the test group and ``requirements``,
-    then run pytest over exactly ``backends``."""
+    then run pytest over exactly ``backends``, with ``env`` added."""
     _install(
         session,
         *requirements,
@@ -63,6 +66,7 @@ def _run_tests(
             # and fails if one of them cannot be imported.
             "ARRAYLOSSES_TEST_BACKENDS": ",".join(backends),
             "HYPOTHESIS_PROFILE": "ci",
+            **(env or {}),
         },
     )
 
@@ -116,20 +120,24 @@ def tests_dask(session: nox.Session) -> None:
 
 @nox.session(name="tests-cuda", tags=["tests"])
 def tests_cuda(session: nox.Session) -> None:
-    """Run the tests on CuPy, PyTorch and JAX on the GPU, beside NumPy; skips
-    where there is no NVIDIA GPU."""
+    """Run the tests with CuPy, PyTorch and JAX on the GPU; skips without one."""
     if not _has_nvidia_gpu():
         session.skip("no NVIDIA GPU here (`nvidia-smi -L` lists none)")
-    # Each `[...]` extra brings its CUDA 12 libraries from PyPI, so only the
-    # NVIDIA driver has to be on the machine; PyTorch's default wheel brings
-    # its own. The `cupy` extra of the package names the source distribution,
+    # All three on CUDA 13, whose libraries come from PyPI (the `[ctk]` and
+    # `[cuda13]` extras, and PyTorch's default wheel), so that one set of them is
+    # loaded and only the NVIDIA driver has to be on the machine. `===` takes
+    # PyTorch's default build where the constraint alone could take a `+cpu`
+    # wheel at hand. The package's `cupy` extra names CuPy's source distribution,
     # which would need a CUDA compiler.
     _run_tests(
         session,
-        ".[torch]",
-        "cupy-cuda12x[ctk]",
-        "jax[cuda12]",
+        ".",
+        "torch===2.13.0",
+        "cupy-cuda13x[ctk]",
+        "jax[cuda13]",
         backends=("numpy", "cupy", "torch_cuda", "jax_cuda"),
+        # the three share the GPU in one process: JAX must not take 75% of it
+        env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
     )
 
 
