@@ -189,9 +189,13 @@ class TestJaxExport:
         if masked:
             specs.append(jax.ShapeDtypeStruct((batch, width), xp.bool))
         function = getattr(al, case.name)
-        exported = export.export(jax.jit(lambda *args: function(*args, **case.kwargs)))(
-            *specs
-        )
+        # export lowers for JAX's default backend, not for the test's default device
+        # (the CPU for `jax` on a GPU machine); a CUDA device's platform reads "gpu"
+        (device,) = xp.asarray(0.0).devices()
+        platform = {"gpu": "cuda"}.get(device.platform, device.platform)
+        exported = export.export(
+            jax.jit(lambda *args: function(*args, **case.kwargs)), platforms=[platform]
+        )(*specs)
 
         rng = np.random.default_rng(23)
         first, second = _draw(case, rng, (3, 4))
@@ -376,10 +380,6 @@ class TestTorchVmap:
 
 
 class TestTorchCompile:
-    # importing inductor trips a deprecation inside torch itself, not in arraylosses
-    @pytest.mark.filterwarnings(
-        "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
-    )
     @pytest.mark.parametrize(("case", "compiler"), COMPILED)
     def test_fullgraph_compile(self, xp, case, compiler):
         _skip_unless(xp, "torch", "torch.compile")

@@ -1634,10 +1634,6 @@ class TestTransforms:
                 support.to_numpy(gradient), wanted, rtol=FD_RTOL, atol=FD_ATOL
             )
 
-    # importing inductor trips a deprecation inside torch itself, not in arraylosses
-    @pytest.mark.filterwarnings(
-        "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
-    )
     def test_torch_compile_fullgraph(self, xp: ModuleType) -> None:
         _skip_unless(xp, "torch", "torch.compile")
         import torch
