@@ -193,9 +193,11 @@ def assert_close(
 
 
 def child_environment(**variables: str) -> dict[str, str]:
-    """This process's environment, with ``variables`` added, for a child Python
-    that imports the arraylosses under test first (``src/`` in a checkout,
-    site-packages under nox) and finds everything else this process finds."""
+    """The environment for a child Python that imports this arraylosses first.
+
+    That is ``src/`` in a checkout, site-packages under nox; the child finds
+    everything else this process finds, and gets ``variables`` besides.
+    """
     package_root = str(Path(arraylosses.__file__).resolve().parent.parent)
     inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     path = os.pathsep.join(entry for entry in (package_root, *inherited) if entry)

@@ -202,17 +202,28 @@ def namespace(backend: str) -> Namespace:
 
 
 def float32_matmuls(backend: str) -> contextlib.AbstractContextManager[object]:
-    """Where ``backend`` would multiply float32 matrices in less than float32,
-    a context in which it does not.
+    """A context in which ``backend`` multiplies float32 matrices in float32.
 
     XLA on a GPU multiplies float32 matrices in TF32, 10 bits of mantissa, unless
     told otherwise; the demo's gradients (``scatter_add`` is a matrix product) and
     its rankings would then drift from every other backend's run of the same seed.
+
+    Parameters
+    ----------
+    backend : str
+        One of the demo's ``--backend`` choices.
+
+    Returns
+    -------
+    context manager
+        ``jax.default_matmul_precision("highest")`` for JAX; for the others, which
+        multiply in float32 unless told otherwise, one that does nothing.
     """
     if backend == "jax":
         jax = importlib.import_module("jax")
-        highest: contextlib.AbstractContextManager[object]
-        highest = jax.default_matmul_precision("highest")
+        highest: contextlib.AbstractContextManager[object] = (
+            jax.default_matmul_precision("highest")
+        )
         return highest
     return contextlib.nullcontext()
 
