@@ -8,7 +8,8 @@
 backend environment (``tests-numpy``, ``tests-strict``, ``tests-torch``,
 ``tests-jax``, ``tests-dask``, ``tests-cuda``; the last skips itself where
 there is no NVIDIA GPU), ``lint``, ``conformance`` (the parity suite of
-``conformance/`` on every CPU backend) and ``docs`` (the Sphinx site, its
+``conformance/`` on every CPU backend), ``conformance-cuda`` (the same on the
+GPU; it skips itself without one) and ``docs`` (the Sphinx site, its
 doctests, and the built pages checked in headless Chromium; it needs Debian's
 ``chromium``). ``nox -t tests`` runs only the tests.
 Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``,
@@ -38,6 +39,14 @@ nox.options.error_on_missing_interpreters = True
 DIR = Path(__file__).parent.resolve()
 PYPROJECT = nox.project.load_toml(DIR / "pyproject.toml")
 CONSTRAINTS = str(DIR / "constraints" / "test.txt")
+# PyTorch, CuPy and JAX all on CUDA 13, whose libraries come from PyPI (PyTorch's
+# default wheel, the `[ctk]` and `[cuda13]` extras), so that one set of them is
+# loaded and only the NVIDIA driver has to be on the machine. `===` takes PyTorch's
+# default build where the constraint alone could take a `+cpu` wheel at hand. The
+# package's `cupy` extra names CuPy's source distribution, which needs a compiler.
+CUDA_LIBRARIES = ("torch===2.13.0", "cupy-cuda13x[ctk]", "jax[cuda13]")
+# the three share the GPU in one process: JAX must not take 75% of it up front
+CUDA_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
@@ -69,6 +78,11 @@ def _run_tests(
             **(env or {}),
         },
     )
+
+
+def _skip_without_gpu(session: nox.Session) -> None:
+    if not _has_nvidia_gpu():
+        session.skip("no NVIDIA GPU here (`nvidia-smi -L` lists none)")
 
 
 def _has_nvidia_gpu() -> bool:
@@ -121,23 +135,13 @@ def tests_dask(session: nox.Session) -> None:
 @nox.session(name="tests-cuda", tags=["tests"])
 def tests_cuda(session: nox.Session) -> None:
     """Run the tests with CuPy, PyTorch and JAX on the GPU; skips without one."""
-    if not _has_nvidia_gpu():
-        session.skip("no NVIDIA GPU here (`nvidia-smi -L` lists none)")
-    # All three on CUDA 13, whose libraries come from PyPI (the `[ctk]` and
-    # `[cuda13]` extras, and PyTorch's default wheel), so that one set of them is
-    # loaded and only the NVIDIA driver has to be on the machine. `===` takes
-    # PyTorch's default build where the constraint alone could take a `+cpu`
-    # wheel at hand. The package's `cupy` extra names CuPy's source distribution,
-    # which would need a CUDA compiler.
+    _skip_without_gpu(session)
     _run_tests(
         session,
         ".",
-        "torch===2.13.0",
-        "cupy-cuda13x[ctk]",
-        "jax[cuda13]",
+        *CUDA_LIBRARIES,
         backends=("numpy", "cupy", "torch_cuda", "jax_cuda"),
-        # the three share the GPU in one process: JAX must not take 75% of it
-        env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        env=CUDA_ENV,
     )
 
 
@@ -160,9 +164,29 @@ def conformance(session: nox.Session) -> None:
     (torch.nn.functional, optax), then runs ``python -m conformance`` from the
     repository root with every backend and peer required; it prints the tables
     and writes its JSON report to ``.nox/conformance/tmp/conformance.json``.
-    Arguments after ``--`` replace or add options, e.g. ``-- --device cuda``.
+    Arguments after ``--`` replace or add options, e.g. ``-- --dtypes float32``.
     """
     _install(session, ".", *nox.project.dependency_groups(PYPROJECT, "conformance"))
+    _run_conformance(session)
+
+
+@nox.session(name="conformance-cuda")
+def conformance_cuda(session: nox.Session) -> None:
+    """The parity suite with CuPy, PyTorch and JAX on the GPU; skips without one.
+
+    As ``conformance``, with ``--device cuda``; the report goes to
+    ``.nox/conformance-cuda/tmp/conformance.json``.
+    """
+    _skip_without_gpu(session)
+    _install(session, ".", "numpy", "optax", *CUDA_LIBRARIES)
+    _run_conformance(session, "--device", "cuda", env=CUDA_ENV)
+
+
+def _run_conformance(
+    session: nox.Session, *options: str, env: dict[str, str] | None = None
+) -> None:
+    """``python -m conformance`` with every backend and peer required, then
+    ``options``, then the session's arguments."""
     report = Path(session.create_tmp()) / "conformance.json"
     session.run(
         "python",
@@ -173,7 +197,9 @@ def conformance(session: nox.Session) -> None:
         "--require-peers",
         "--json",
         str(report),
+        *options,
         *session.posargs,
+        env=env,
     )
 
 
