@@ -39,7 +39,7 @@ import numpy as np
 import pytest
 import support
 
-from arraylosses.demo import cli, training
+from arraylosses.demo import training
 from arraylosses.demo.data import Interactions, synthetic
 from arraylosses.demo.evaluation import (
     LIKE_THRESHOLD,
@@ -50,7 +50,7 @@ from arraylosses.demo.evaluation import (
     ranking_metrics,
     rmse,
 )
-from arraylosses.demo.model import Adam, Factorization, scatter_add
+from arraylosses.demo.model import Adam, Factorization, float32_matmuls, scatter_add
 from arraylosses.demo.training import (
     EXPLICIT_LOSSES,
     IMPLICIT_LOSSES,
@@ -74,7 +74,7 @@ def _float32_matmuls(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     backend = support.backend_of(request.getfixturevalue("xp"))
-    with cli.float32_matmuls(backend):
+    with float32_matmuls(backend):
         yield
 
 

@@ -9,7 +9,6 @@ popularity baseline (a global-mean one for ratings).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import math
 import sys
@@ -201,33 +200,6 @@ def namespace(backend: str) -> Namespace:
     return backend_of(module.asarray(0.0), "backend").xp
 
 
-def float32_matmuls(backend: str) -> contextlib.AbstractContextManager[object]:
-    """A context in which ``backend`` multiplies float32 matrices in float32.
-
-    XLA on a GPU multiplies float32 matrices in TF32, 10 bits of mantissa, unless
-    told otherwise; the demo's gradients (``scatter_add`` is a matrix product) and
-    its rankings would then drift from every other backend's run of the same seed.
-
-    Parameters
-    ----------
-    backend : str
-        One of the demo's ``--backend`` choices.
-
-    Returns
-    -------
-    context manager
-        ``jax.default_matmul_precision("highest")`` for JAX; for the others, which
-        multiply in float32 unless told otherwise, one that does nothing.
-    """
-    if backend == "jax":
-        jax = importlib.import_module("jax")
-        highest: contextlib.AbstractContextManager[object] = (
-            jax.default_matmul_precision("highest")
-        )
-        return highest
-    return contextlib.nullcontext()
-
-
 @dataclass
 class Result:
     """One row of the demo's table."""
@@ -246,6 +218,7 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     _check_numpy(parser)
     # imported here, not at the top: --help works without NumPy, and fast
     from . import data as datasets  # noqa: PLC0415
+    from .model import float32_matmuls  # noqa: PLC0415
     from .training import Settings  # noqa: PLC0415
 
     losses = arguments.losses or [*IMPLICIT, *(EXPLICIT if arguments.explicit else ())]

@@ -9,16 +9,18 @@ CuPy and array-api-strict alike. Gradients come from
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 Array = Any
 Namespace = Any
 
-__all__ = ["Adam", "Factorization", "scatter_add"]
+__all__ = ["Adam", "Factorization", "float32_matmuls", "scatter_add"]
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,8 @@ def scatter_add(rows: int, index: Array, values: Array, *, xp: Namespace) -> Arr
     do; the array API has neither, so this multiplies by the transposed one-hot
     matrix of ``index``: exact sums, at a cost of ``len(index) × rows``, which
     suits the batch sizes and catalogues of the demo. The sums are exact only where
-    float32 matrices are multiplied in float32: JAX on a GPU does so only under
-    ``jax.default_matmul_precision("highest")``, which the demo's command line sets
-    (``cli.float32_matmuls``).
+    float32 matrices are multiplied in float32: JAX on a GPU does so only inside
+    :func:`float32_matmuls`, where the demo's command line trains.
 
     Parameters
     ----------
@@ -166,6 +167,34 @@ def scatter_add(rows: int, index: Array, values: Array, *, xp: Namespace) -> Arr
     # built as (rows, m), not transposed after: a contiguous operand halves the matmul
     one_hot = xp.astype(row_ids[:, None] == index[None, :], values.dtype)
     return xp.matmul(one_hot, values)
+
+
+def float32_matmuls(backend: str) -> contextlib.AbstractContextManager[object]:
+    """A context in which ``backend`` multiplies float32 matrices in float32.
+
+    XLA on a GPU multiplies float32 matrices in TF32, 10 bits of mantissa, unless
+    told otherwise; the model's gradients (:func:`scatter_add` is a matrix product)
+    and its rankings would then drift from every other backend's run of the same
+    seed.
+
+    Parameters
+    ----------
+    backend : str
+        One of the demo's ``--backend`` choices.
+
+    Returns
+    -------
+    context manager
+        ``jax.default_matmul_precision("highest")`` for JAX; for the others, which
+        multiply in float32 unless told otherwise, one that does nothing.
+    """
+    if backend == "jax":
+        jax = importlib.import_module("jax")
+        return cast(
+            "contextlib.AbstractContextManager[object]",
+            jax.default_matmul_precision("highest"),
+        )
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def train(
     sampled negatives; explicit losses fit :func:`explicit_target` of the
     ratings, the Poisson loss through a log-rate (``log_input=True``), so that
     the rate stays positive. The gradients are matrix products: on JAX with a GPU,
-    call it inside :func:`~arraylosses.demo.cli.float32_matmuls` as the command
+    call it inside :func:`~arraylosses.demo.model.float32_matmuls` as the command
     line does, or they are summed in TF32.
 
     Parameters
