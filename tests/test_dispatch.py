@@ -39,9 +39,10 @@ from arraylosses import (
 )
 
 # PyTorch's forward mode (torch.func.jvp, and hessian through it) scripts its own
-# decompositions on first use, which warns of torch.jit.script's deprecation
+# decompositions on first use, which warns of torch.jit.script's deprecation (or,
+# on Python 3.14, that it is not supported)
 _FORWARD_MODE_SCRIPTS = pytest.mark.filterwarnings(
-    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+    "ignore:`torch.jit.script` is (deprecated|not supported):DeprecationWarning"
 )
 IMPLICIT = (pointwise_loss, bpr_loss, hinge_loss, adaptive_hinge_loss)
 EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
@@ -156,7 +157,7 @@ class TestEveryLoss:
             loss(first, second)
 
 
-def test_the_tests_arrays_are_on_the_backends_device(xp, request):
+def test_arrays_xp_makes_live_on_the_backends_device(xp, request):
     # torch_cuda and jax_cuda reach the GPU only through the xp fixture's
     # default-device context: were it lost, their tests would all pass on the CPU
     backend = request.node.callspec.params["xp"]
