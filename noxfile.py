@@ -46,7 +46,7 @@ CONSTRAINTS = str(DIR / "constraints" / "test.txt")
 # package's `cupy` extra names CuPy's source distribution, which needs a compiler.
 CUDA_LIBRARIES = ("torch===2.13.0", "cupy-cuda13x[ctk]", "jax[cuda13]")
 # the three share the GPU in one process: JAX must not take 75% of it up front
-CUDA_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+SHARED_GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
@@ -72,7 +72,7 @@ def _run_tests(
         *session.posargs,
         env={
             # The conftest parametrises the `xp` fixture over exactly these
-            # and fails if one of them cannot be imported.
+            # and fails if one of them cannot be used here.
             "ARRAYLOSSES_TEST_BACKENDS": ",".join(backends),
             "HYPOTHESIS_PROFILE": "ci",
             **(env or {}),
@@ -80,7 +80,29 @@ def _run_tests(
     )
 
 
+def _run_conformance(
+    session: nox.Session, *options: str, env: dict[str, str] | None = None
+) -> None:
+    """``python -m conformance`` with every backend and peer required, then
+    ``options``, then the session's arguments."""
+    report = Path(session.create_tmp()) / "conformance.json"
+    session.run(
+        "python",
+        "-m",
+        "conformance",
+        "--backends",
+        "all",
+        "--require-peers",
+        "--json",
+        str(report),
+        *options,
+        *session.posargs,
+        env=env,
+    )
+
+
 def _skip_without_gpu(session: nox.Session) -> None:
+    """Skip ``session`` where there is no NVIDIA GPU, saying so."""
     if not _has_nvidia_gpu():
         session.skip("no NVIDIA GPU here (`nvidia-smi -L` lists none)")
 
@@ -134,14 +156,15 @@ def tests_dask(session: nox.Session) -> None:
 
 @nox.session(name="tests-cuda", tags=["tests"])
 def tests_cuda(session: nox.Session) -> None:
-    """Run the tests with CuPy, PyTorch and JAX on the GPU; skips without one."""
+    """Run the tests on NumPy, and on CuPy, PyTorch and JAX with the tests' arrays
+    on the GPU; skips without an NVIDIA GPU."""
     _skip_without_gpu(session)
     _run_tests(
         session,
         ".",
         *CUDA_LIBRARIES,
         backends=("numpy", "cupy", "torch_cuda", "jax_cuda"),
-        env=CUDA_ENV,
+        env=SHARED_GPU_ENV,
     )
 
 
@@ -174,33 +197,14 @@ def conformance(session: nox.Session) -> None:
 def conformance_cuda(session: nox.Session) -> None:
     """The parity suite with CuPy, PyTorch and JAX on the GPU; skips without one.
 
-    As ``conformance``, with ``--device cuda``; the report goes to
+    Installs the package, NumPy (the references), optax and the three libraries
+    built for CUDA 13, none of the CPU-only backends, then runs ``python -m
+    conformance --device cuda`` as ``conformance`` runs it; the report goes to
     ``.nox/conformance-cuda/tmp/conformance.json``.
     """
     _skip_without_gpu(session)
     _install(session, ".", "numpy", "optax", *CUDA_LIBRARIES)
-    _run_conformance(session, "--device", "cuda", env=CUDA_ENV)
-
-
-def _run_conformance(
-    session: nox.Session, *options: str, env: dict[str, str] | None = None
-) -> None:
-    """``python -m conformance`` with every backend and peer required, then
-    ``options``, then the session's arguments."""
-    report = Path(session.create_tmp()) / "conformance.json"
-    session.run(
-        "python",
-        "-m",
-        "conformance",
-        "--backends",
-        "all",
-        "--require-peers",
-        "--json",
-        str(report),
-        *options,
-        *session.posargs,
-        env=env,
-    )
+    _run_conformance(session, "--device", "cuda", env=SHARED_GPU_ENV)
 
 
 @nox.session
