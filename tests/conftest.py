@@ -39,6 +39,9 @@ BACKENDS = (
     "cupy",
 )
 
+# the JAX platform whose first device holds each JAX backend's arrays
+JAX_PLATFORMS = {"jax": "cpu", "jax_cuda": "cuda"}
+
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
@@ -56,10 +59,10 @@ def _namespace(backend: str) -> ModuleType:
             msg = "PyTorch sees no CUDA device"
             raise RuntimeError(msg)
         return importlib.import_module("array_api_compat.torch")
-    if backend in {"jax", "jax_cuda"}:
+    if backend in JAX_PLATFORMS:
         jax = importlib.import_module("jax")
         jax.config.update("jax_enable_x64", True)  # float64 cases need it
-        jax.devices("cuda" if backend == "jax_cuda" else "cpu")  # raises if none
+        _jax_device(backend)  # raises where the platform has none
         return importlib.import_module("jax.numpy")
     if backend == "dask":
         importlib.import_module("dask.array")
@@ -103,13 +106,16 @@ def _default_device(backend: str) -> contextlib.AbstractContextManager[object]:
     """Where arrays made without a device go while a test of ``backend`` runs."""
     if backend == "torch_cuda":
         return importlib.import_module("torch").device("cuda")
-    if backend in {"jax", "jax_cuda"}:
-        jax = importlib.import_module("jax")
+    if backend in JAX_PLATFORMS:
         # JAX's own default is its GPU wherever it has one
-        device = jax.devices("cuda" if backend == "jax_cuda" else "cpu")[0]
-        return jax.default_device(device)
+        return importlib.import_module("jax").default_device(_jax_device(backend))
     # PyTorch's default is the CPU; a context for it would slow every call
     return contextlib.nullcontext()
+
+
+def _jax_device(backend: str) -> object:
+    """The first device of ``backend``'s JAX platform; raises where it has none."""
+    return importlib.import_module("jax").devices(JAX_PLATFORMS[backend])[0]
 
 
 @pytest.fixture(params=_backend_params())
