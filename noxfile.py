@@ -7,11 +7,11 @@
 ``nox`` with no arguments runs every default session: the test suite once per
 backend environment (``tests-numpy``, ``tests-strict``, ``tests-python-3.10``
 and ``-3.13``, ``tests-torch``, ``tests-jax``, ``tests-dask``, ``tests-cuda``;
-the last skips itself where there is no NVIDIA GPU), ``lint``, ``conformance`` (the parity suite of
-``conformance/`` on every CPU backend), ``conformance-cuda`` (the same on the
-GPU; it skips itself without one) and ``docs`` (the Sphinx site, its
-doctests, and the built pages checked in headless Chromium; it needs Debian's
-``chromium``). ``nox -t tests`` runs only the tests.
+the last skips itself where there is no NVIDIA GPU), ``lint``, ``conformance``
+(the parity suite of ``conformance/`` on every CPU backend),
+``conformance-cuda`` (the same on the GPU; it skips itself without one) and
+``docs`` (the Sphinx site, its doctests, and the built pages checked in
+headless Chromium; it needs Debian's ``chromium``). ``nox -t tests`` runs only the tests.
 Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``,
 or to ``python -m conformance``, e.g. ``nox -s conformance -- --dtypes float32``.
 ``nox -s bench``, never run by default, times the losses against hand-written
@@ -142,9 +142,9 @@ def tests_strict(session: nox.Session) -> None:
 
 @nox.session(name="tests-python", python=OTHER_PYTHONS, tags=["tests"])
 def tests_python(session: nox.Session) -> None:
-    """Run the tests on NumPy and array-api-strict under the oldest Python the
-    package supports and the newest at hand; the other sessions use nox's own."""
-    _run_tests(session, ".[strict]", backends=("numpy", "array_api_strict"))
+    """Run ``tests-strict`` under the oldest Python the package supports and the
+    newest at hand; the other sessions use nox's own."""
+    tests_strict(session)
 
 
 @nox.session(name="tests-torch", tags=["tests"])
