@@ -1634,24 +1634,26 @@ class TestTransforms:
                 support.to_numpy(gradient), wanted, rtol=FD_RTOL, atol=FD_ATOL
             )
 
-    def test_torch_compile_fullgraph(self, xp: ModuleType) -> None:
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_torch_compile_fullgraph(self, xp: ModuleType, case: Case) -> None:
         _skip_unless(xp, "torch", "torch.compile")
         import torch
 
-        case = CASES[3]  # the adaptive hinge: a maximum, ties and a broadcast
         args, values = build(xp, xp.float32, *_case_values(case, 19))
         mask = support.asarray(xp, FLOAT_WEIGHTS, xp.float32)
-        function = value_and_grad(al.adaptive_hinge_loss)
-        eager = split(case.loss, function(*args, mask, reduction="sum"))
+        function = value_and_grad(getattr(al, case.loss.name))
+        eager = split(case.loss, function(*args, mask, reduction="sum", **case.kwargs))
         torch._dynamo.reset()
         compiled = torch.compile(function, fullgraph=True, backend="aot_eager")
 
-        value, gradients = split(case.loss, compiled(*args, mask, reduction="sum"))
+        value, gradients = split(
+            case.loss, compiled(*args, mask, reduction="sum", **case.kwargs)
+        )
 
         # expected: finite differences of Spotlight's formula in float64, and the
         # eager call (a consistency check)
         expected_value, expected_gradients = reference(
-            case.loss, *values, FLOAT_WEIGHTS, reduction="sum"
+            case.loss, *values, FLOAT_WEIGHTS, reduction="sum", options=case.kwargs
         )
         support.assert_close(value, expected_value, xp=xp, like=args[1])
         support.assert_close(value, support.to_numpy(eager[0]), xp=xp, like=args[1])
