@@ -424,6 +424,50 @@ class TestTorchCompile:
         expected = np.mean(1.0 / (1.0 + np.exp(-np.asarray([0.5, 1.0, -4.0]))))
         support.assert_close(compiled(p, n), expected, xp=xp, like=n)
 
+    def test_a_symbolic_size_against_a_static_one(self, xp):
+        # Dynamo makes a size symbolic when it changes between calls, or where
+        # maybe_mark_dynamic says so; here the mask's and the positives' sizes are,
+        # the loss's are not. A shape check that asked `5 in (s, 1)` found a symbolic
+        # s equal to 5 missing, and refused shapes that broadcast
+        _skip_unless(xp, "torch", "torch.compile")
+        import torch
+
+        rng = np.random.default_rng(37)
+        p_column = rng.normal(size=(4, 1))
+        p = rng.normal(size=(4, 5))
+        n = rng.normal(size=(4, 5))
+        row_mask = np.asarray([True, False, True, True, False])
+        arrays = {
+            "p_column": support.asarray(xp, p_column, xp.float32),
+            "p": support.asarray(xp, p, xp.float32),
+            "n": support.asarray(xp, n, xp.float32),
+            "row_mask": support.asarray(xp, row_mask, xp.bool),
+        }
+        torch._dynamo.maybe_mark_dynamic(arrays["row_mask"], 0)
+        torch._dynamo.maybe_mark_dynamic(arrays["p_column"], 0)
+        torch._dynamo.reset()
+        bpr = torch.compile(al.bpr_loss, fullgraph=True, backend="eager")
+        hinge = torch.compile(al.hinge_loss, fullgraph=True, backend="eager")
+
+        masked = bpr(arrays["p"], arrays["n"], arrays["row_mask"])
+        broadcast = hinge(arrays["p_column"], arrays["n"])
+
+        # expected: Spotlight's formulas in float64 (support.ref_*), reduced by ref_reduce
+        support.assert_close(
+            masked,
+            support.ref_reduce(
+                support.ref_bpr(p, n), np.broadcast_to(row_mask, (4, 5)), "mean"
+            ),
+            xp=xp,
+            like=arrays["n"],
+        )
+        support.assert_close(
+            broadcast,
+            support.ref_reduce(support.ref_hinge(p_column, n), None, "mean"),
+            xp=xp,
+            like=arrays["n"],
+        )
+
     def test_no_graph_break_for_bpr_with_a_mask(self, xp):
         _skip_unless(xp, "torch", "torch._dynamo.explain")
         import torch

@@ -197,7 +197,9 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
             if not (a == 1 or b == 1 or (_unknown(a) and _unknown(b))):
                 raise _UnknownAgainstKnownError
             shape.append(b if a == 1 else a)
-        elif b in (a, 1):
+        # ==, not `in`: torch.compile finds 5 in (s, 1) False for a symbolic size s
+        # equal to 5 (PyTorch 2.13)
+        elif b == a or b == 1:  # noqa: PLR1714 - see above
             shape.append(a)
         elif a == 1:
             shape.append(b)
