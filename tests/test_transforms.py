@@ -12,6 +12,7 @@ Expected values: Spotlight's formulas in float64 (the references in ``support.py
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -486,26 +487,40 @@ class TestTorchCompile:
 
     def test_compile_before_any_eager_call(self, xp):
         # A program whose first call of a loss is a compiled one: dynamo then traces
-        # the namespace lookup too. It must compile with fullgraph=True, and without
-        # warnings but Dynamo's note on lru_cache (a fresh interpreter is the only way
-        # to be before the first call).
+        # the namespace lookup too. It must compile with fullgraph=True, without
+        # warnings but Dynamo's note on lru_cache, and once: the next calls must pass
+        # the guards the first set, which a cache filled while tracing would fail (a
+        # fresh interpreter is the only way to be before the first call).
         _skip_unless(xp, "torch", "torch.compile")
         script = textwrap.dedent(
             """
+            import json
             import warnings
             import torch
             import arraylosses
             warnings.simplefilter("error")
-            # Dynamo traces array-api-compat's lru_cache'd type lookups on this first
-            # call only (after it, arraylosses' own cache answers) and says so, once
-            # per helper; it traces through them correctly, with no graph break
+            # Dynamo traces array-api-compat's lru_cache'd type lookups while no eager
+            # call has filled arraylosses' own cache, and says so, once per helper; it
+            # traces through them correctly, with no graph break
             warnings.filterwarnings(
                 "ignore", "Dynamo detected a call to a `functools.lru_cache`", UserWarning
             )
             p = torch.tensor([0.5, -1.0, 2.0])
             n = torch.tensor([1.0, 0.0, -2.0])
-            compiled = torch.compile(arraylosses.bpr_loss, fullgraph=True, backend="aot_eager")
-            print(float(compiled(p, n)))
+            weights = torch.tensor([1, 0, 1], dtype=torch.uint8)
+            bpr = torch.compile(arraylosses.bpr_loss, fullgraph=True, backend="aot_eager")
+            hinge = torch.compile(arraylosses.hinge_loss, fullgraph=True, backend="aot_eager")
+            values = [
+                float(bpr(p, n)),
+                # dtypes no call has met before
+                float(hinge(p.bfloat16(), n.bfloat16(), weights)),
+            ]
+            with torch.compiler.set_stance("fail_on_recompile"):
+                values += [
+                    float(bpr(n, p)),
+                    float(hinge(n.bfloat16(), p.bfloat16(), weights)),
+                ]
+            print(json.dumps(values))
             """
         )
         done = subprocess.run(
@@ -517,11 +532,17 @@ class TestTorchCompile:
             timeout=300,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-        # expected: Spotlight's formula in float64 (support.ref_bpr)
-        expected = support.ref_bpr(
-            np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, -2.0])
-        )
-        np.testing.assert_allclose(float(done.stdout), expected.mean(), rtol=1e-6)
+        # expected: Spotlight's formula in float64 (support.ref_bpr), and by hand the
+        # masked hinges: n - p + 1 = (1.5, 2, -3) and p - n + 1 = (0.5, 0, 5), means
+        # of their first and last terms (exact in bfloat16)
+        p, n = np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, -2.0])
+        expected = [
+            support.ref_bpr(p, n).mean(),
+            0.75,
+            support.ref_bpr(n, p).mean(),
+            2.75,
+        ]
+        np.testing.assert_allclose(json.loads(done.stdout), expected, rtol=1e-6)
 
 
 # --- Dask ----------------------------------------------------------------------------

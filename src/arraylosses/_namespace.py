@@ -106,7 +106,8 @@ class Backend:
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
     floating : dict
-        Every real floating dtype met so far, mapped to the dtype its math runs in
+        Every real floating dtype met so far outside ``torch.compile``'s tracing
+        (see :func:`_traced`), mapped to the dtype its math runs in
         (float32 for half precision). Filled by :meth:`compute_dtype`.
     """
 
@@ -140,7 +141,8 @@ class Backend:
         kind = self._kinds.get(dtype)
         if kind is None:
             kind = self._classify(dtype)
-            self._kinds[dtype] = kind
+            if not _traced():
+                self._kinds[dtype] = kind
         return kind
 
     def _classify(self, dtype: Dtype) -> str:
@@ -159,11 +161,14 @@ class Backend:
         if compute is None and self.kind(dtype) == "real floating":
             # the difference of two half-precision values can overflow: compute in float32
             is_half = self.xp.finfo(dtype).bits < _SINGLE_PRECISION_BITS
-            compute = self.floating[dtype] = self.xp.float32 if is_half else dtype
+            compute = self.xp.float32 if is_half else dtype
+            if not _traced():
+                self.floating[dtype] = compute
         return compute
 
 
-# the Backend of each array type met so far, by the type's id (see backend_of)
+# the Backend of each array type met so far outside torch.compile's tracing, by the
+# type's id (see backend_of)
 BACKENDS: dict[int, Backend] = {}
 _TYPES: list[type] = []
 
@@ -181,9 +186,22 @@ def backend_of(array: object, name: str) -> Backend:
     backend = BACKENDS.get(id(type(array)))
     if backend is None:
         backend = _resolve(array, name)
-        _TYPES.append(type(array))
-        BACKENDS[id(type(array))] = backend
+        if not _traced():
+            _TYPES.append(type(array))
+            BACKENDS[id(type(array))] = backend
     return backend
+
+
+def _traced() -> bool:
+    """Whether ``torch.compile`` is tracing this call.
+
+    The caches here are left as they are while it traces: it guards the compiled
+    call on a cache's entry being absent, and a write made during the trace would
+    fail that guard on the next call, compiling the caller's whole function a
+    second time. (A later eager call that fills the entry still does, once.)
+    """
+    torch = sys.modules.get("torch")  # imported if anything is compiling
+    return torch is not None and torch.compiler.is_compiling()
 
 
 def promotes_by_dtype(numpy: types.ModuleType) -> bool:
