@@ -186,7 +186,10 @@ def backend_of(array: object, name: str) -> Backend:
     backend = BACKENDS.get(id(type(array)))
     if backend is None:
         backend = _resolve(array, name)
-        if not _traced():
+        # array-api-strict's revision of the standard is a flag that may change
+        # between calls (set_array_api_strict_flags): its Backend is made, and the
+        # revision checked, on every call
+        if not (_traced() or array_api_compat.is_array_api_strict_namespace(backend.xp)):
             _TYPES.append(type(array))
             BACKENDS[id(type(array))] = backend
     return backend
