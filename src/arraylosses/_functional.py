@@ -300,12 +300,13 @@ def logistic_in_four_buffers(
     relu: Callable[[Array], Array],
 ) -> Array:
     """:func:`logistic` with the same operations in the same order, in four new
-    buffers where the expression takes seven, for ufuncs that take ``out=``, with
-    ``relu``, the library's fastest."""
+    buffers where the expression takes seven, for ufuncs that take ``out=``:
+    ``relu`` is the library's fastest, and ``clip`` is one pass where
+    :func:`positive_class` takes two."""
     # a ufunc returns a scalar on 0-d arrays, which nothing can be written into
     if logit.ndim == 0:
         return logistic(observed, logit, xp=xp)
-    loss = xp.multiply(logit, positive_class(observed, xp=xp))
+    loss = xp.multiply(logit, xp.clip(observed, 0.0, 1.0))
     xp.subtract(relu(logit), loss, out=loss)
     tail = xp.abs(logit)
     xp.negative(tail, out=tail)
@@ -316,9 +317,9 @@ def logistic_in_four_buffers(
 
 def positive_class(observed: Array, /, *, xp: Namespace) -> Array:
     """``clip(y, 0, 1)``: an observation of -1 or 0 is negative, of 1 positive."""
-    # clip, not minimum(maximum()): array-api-compat's PyTorch maximum and minimum
-    # take a Python float through torch.result_type, which torch.compile can't trace
-    return xp.clip(observed, 0.0, 1.0)
+    # not clip(): array-api-compat's Dask clip broadcasts a float bound to the whole
+    # shape in one chunk
+    return xp.minimum(xp.maximum(observed, 0.0), 1.0)
 
 
 def count_by_sum(mask: Array, dtype: Any, /, *, xp: Namespace) -> Array:

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _functional
 from ._call import prepare
 from ._reduction import reduce_with_derivatives
 from ._validation import as_margin, check_flag
@@ -87,7 +86,7 @@ def _poisson(
 
 
 def _logistic(y: Array, logit: Array, *, backend: Backend) -> tuple[Array, ...]:
-    positive = _functional.positive_class(y, xp=backend.xp)
+    positive = backend.positive_class(y)
     # d/dx [max(x, 0) - x·z + log1p(e^-|x|)] = σ(x) - z
     return backend.logistic(y, logit), backend.sigmoid(logit) - positive
 

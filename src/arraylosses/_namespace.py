@@ -80,6 +80,10 @@ class Backend:
         even where ``x`` is inf or NaN.
     logistic : callable
         ``logistic(observed, logit)``, Spotlight's elementwise logistic loss.
+    positive_class : callable
+        ``positive_class(observed) = clip(observed, 0, 1)``, the class
+        ``logistic`` takes an observation for (PyTorch's own clamp, which
+        ``torch.compile`` traces).
     count : callable
         ``count(mask, dtype)``, the number of True elements of a bool mask, or 1
         where there are none, as a 0-d array of ``dtype`` (integer on PyTorch, a
@@ -127,6 +131,7 @@ class Backend:
     where: Primitive
     keep: Primitive
     logistic: Primitive
+    positive_class: Primitive
     count: Primitive
     masked_total: Primitive
     result_type: Primitive
@@ -189,7 +194,9 @@ def backend_of(array: object, name: str) -> Backend:
         # array-api-strict's revision of the standard is a flag that may change
         # between calls (set_array_api_strict_flags): its Backend is made, and the
         # revision checked, on every call
-        if not (_traced() or array_api_compat.is_array_api_strict_namespace(backend.xp)):
+        if not (
+            _traced() or array_api_compat.is_array_api_strict_namespace(backend.xp)
+        ):
             _TYPES.append(type(array))
             BACKENDS[id(type(array))] = backend
     return backend
@@ -266,6 +273,7 @@ def _resolve(array: object, name: str) -> Backend:
             "where": torch.where,
             "keep": _torch.keep,
             "logistic": _torch.logistic,
+            "positive_class": _torch.positive_class,
             "count": _torch.count,
             "masked_total": _torch.masked_total,
             "result_type": torch.promote_types,
@@ -396,6 +404,7 @@ def _resolve(array: object, name: str) -> Backend:
         where=primitives["where"],
         keep=primitives["keep"],
         logistic=primitives["logistic"],
+        positive_class=primitives["positive_class"],
         count=primitives["count"],
         masked_total=masked_total,
         result_type=primitives["result_type"],
@@ -420,6 +429,7 @@ def _standard_primitives(xp: Namespace) -> dict[str, Primitive]:
         "where": xp.where,
         "keep": _bind(_functional.keep_where, xp=xp),
         "logistic": _bind(_functional.logistic, xp=xp),
+        "positive_class": _bind(_functional.positive_class, xp=xp),
         "count": _bind(_functional.count_by_sum, xp=xp),
         "result_type": xp.result_type,
         "divide": _functional.divide,
