@@ -208,7 +208,7 @@ def _traced() -> bool:
     The caches here are left as they are while it traces: it guards the compiled
     call on a cache's entry being absent, and a write made during the trace would
     fail that guard on the next call, compiling the caller's whole function a
-    second time. (A later eager call that fills the entry still does, once.)
+    second time. (An eager call that fills the entry later still fails it, once.)
     """
     torch = sys.modules.get("torch")  # imported if anything is compiling
     return torch is not None and torch.compiler.is_compiling()
