@@ -728,23 +728,24 @@ class TestAdaptiveHingeLoss(_HingeTests):
             adaptive_hinge_loss(p, n)
 
     @pytest.mark.parametrize(
-        ("p_shape", "n_shape", "shown"),
+        ("p_shape", "n_shape", "shown", "least"),
         [
-            ((), (), r"\(\)"),
-            ((B,), (B,), r"\(4,\)"),
-            ((B, T), (B, T), r"\(4, 5\)"),
-            ((B, T), (T,), r"\(5,\)"),
+            ((), (), r"\(\)", "1 dimension"),
+            ((B,), (B,), r"\(4,\)", "2 dimensions"),
+            ((B, T), (B, T), r"\(4, 5\)", "3 dimensions"),
+            ((B, T), (T,), r"\(5,\)", "3 dimensions"),
         ],
         ids=["0d", "1d", "2d", "fewer-dims"],
     )
     def test_refuses_negatives_without_leading_axis(
-        self, xp: ModuleType, p_shape: Shape, n_shape: Shape, shown: str
+        self, xp: ModuleType, p_shape: Shape, n_shape: Shape, shown: str, least: str
     ) -> None:
         p = support.asarray(xp, scores(8, p_shape), xp.float32)
         n = support.asarray(xp, scores(9, n_shape), xp.float32)
         with pytest.raises(
             ValueError,
-            match=rf"negative_predictions with shape {shown} must stack the negatives",
+            match=rf"negative_predictions with shape {shown} must stack the negatives"
+            rf".*; so it needs at least {least}(?!\w)",
         ):
             adaptive_hinge_loss(p, n)
 

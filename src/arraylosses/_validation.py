@@ -125,11 +125,12 @@ def check_negatives_shape(
 ) -> None:
     """Several negatives come stacked on a leading axis that is not empty."""
     if len(shape) <= len(positive_shape):
+        least = len(positive_shape) + 1
         msg = (
             f"{name} with shape {format_shape(shape)} must stack the negatives on a "
             f"leading axis, with shape (n_negatives, *S) where S broadcasts against "
             f"{positive}'s shape {format_shape(positive_shape)}; so it needs at least "
-            f"{len(positive_shape) + 1} dimensions"
+            f"{least} dimension{'' if least == 1 else 's'}"
         )
         raise ValueError(msg)
     if shape[0] == 0:
