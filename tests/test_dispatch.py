@@ -766,6 +766,27 @@ def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
         bpr_loss(plain, plain, odd)
 
 
+def test_torch_masked_tensors_are_refused():
+    # a MaskedTensor's mask held through some losses' operations and failed others
+    # with PyTorch's dispatch error, which names no argument
+    torch = pytest.importorskip("torch")
+    plain = torch.tensor([0.5, 1.0])
+    with warnings.catch_warnings():  # PyTorch calls MaskedTensor a prototype
+        warnings.simplefilter("ignore", UserWarning)
+        odd = torch.masked.masked_tensor(plain, torch.tensor([True, False]))
+    pattern = (
+        r"is a torch\.MaskedTensor, which arraylosses can't take: pass a plain "
+        r"tensor \(a masked tensor's mask goes in mask=\)"
+    )
+    for loss in (bpr_loss, hinge_loss):
+        with pytest.raises(TypeError, match=rf"positive_predictions {pattern}"):
+            loss(odd, plain)
+        with pytest.raises(TypeError, match=rf"negative_predictions {pattern}"):
+            loss(plain, odd)
+        with pytest.raises(TypeError, match=rf"mask {pattern}"):
+            loss(plain, plain, odd)
+
+
 def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
     # ml_dtypes' bfloat16 (JAX's) lives in NumPy arrays, but np.isdtype refuses it
     ml_dtypes = pytest.importorskip("ml_dtypes")

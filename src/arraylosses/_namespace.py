@@ -252,6 +252,14 @@ def _resolve(array: object, name: str) -> Backend:
         # the array is a tensor, so torch is imported. _torch imports torch: only
         # from here
         torch = sys.modules["torch"]
+        # a masked tensor's mask holds for some operations and fails others
+        masked_tensor = getattr(getattr(torch, "masked", None), "MaskedTensor", ())
+        if isinstance(array, masked_tensor):
+            msg = (
+                f"{name} is {a_type(array)}, which arraylosses can't take: pass a "
+                "plain tensor (a masked tensor's mask goes in mask=)"
+            )
+            raise TypeError(msg)
         from . import _torch  # noqa: PLC0415
 
         # torch's own functions, not array-api-compat's wrappers of them: they
