@@ -758,12 +758,18 @@ def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             odd = np.asmatrix(plain)
     pattern = r"is a numpy\.(MaskedArray|matrix), which arraylosses can't take"
+    _refused_in_every_position(bpr_loss, odd, plain, pattern)
+
+
+def _refused_in_every_position(loss, odd, plain, pattern):
+    """``loss`` refuses ``odd`` as each argument, beside ``plain``, with a TypeError
+    naming the argument, then ``pattern``."""
     with pytest.raises(TypeError, match=rf"positive_predictions {pattern}"):
-        bpr_loss(odd, plain)
+        loss(odd, plain)
     with pytest.raises(TypeError, match=rf"negative_predictions {pattern}"):
-        bpr_loss(plain, odd)
+        loss(plain, odd)
     with pytest.raises(TypeError, match=rf"mask {pattern}"):
-        bpr_loss(plain, plain, odd)
+        loss(plain, plain, odd)
 
 
 def test_torch_masked_tensors_are_refused():
@@ -779,12 +785,7 @@ def test_torch_masked_tensors_are_refused():
         r"tensor \(a masked tensor's mask goes in mask=\)"
     )
     for loss in (bpr_loss, hinge_loss):
-        with pytest.raises(TypeError, match=rf"positive_predictions {pattern}"):
-            loss(odd, plain)
-        with pytest.raises(TypeError, match=rf"negative_predictions {pattern}"):
-            loss(plain, odd)
-        with pytest.raises(TypeError, match=rf"mask {pattern}"):
-            loss(plain, plain, odd)
+        _refused_in_every_position(loss, odd, plain, pattern)
 
 
 def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
