@@ -1,13 +1,12 @@
 """Resolve the array library behind a call's inputs.
 
 This is the only module that imports :mod:`array_api_compat`. It maps each array
-*type* to a :class:`Backend` once, and caches the answer, so that dispatching a
-loss costs one dictionary lookup per argument (array-api-strict's arrays, whose
-revision of the standard is a flag, are mapped on every call; see
-:func:`backend_of`). No array library is imported to
-detect it: a framework's module is taken from ``sys.modules`` (or imported, for a
-submodule) only after an array of its own type has been seen, to fetch the few
-native primitives that beat the standard-only forms.
+*type* to a :class:`Backend` once, and caches the answer, so that dispatching a loss
+costs one dictionary lookup per argument (array-api-strict's arrays, whose revision
+of the standard is a flag, are mapped on every call; see :func:`backend_of`). No
+array library is imported to detect it: a framework's module is taken from
+``sys.modules`` (or imported, for a submodule) only after an array of its own type
+has been seen, to fetch the few native primitives that beat the standard-only forms.
 """
 
 from __future__ import annotations
