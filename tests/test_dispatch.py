@@ -20,6 +20,7 @@ from support import (
     RTOL,
     asarray,
     backend_of,
+    child_environment,
     ref_bpr,
     ref_hinge,
     ref_logistic,
@@ -51,13 +52,15 @@ for _loss in IMPLICIT + EXPLICIT:
 
 
 def _printed_by_a_fresh_interpreter(script: str) -> list[str]:
-    """The lines ``script`` (indented as a test writes it) prints in a new Python: for
-    what a process's first call, or its environment, decides."""
+    """The lines ``script`` (indented as a test writes it) prints in a new Python that
+    imports this arraylosses: for what a process's first call, or its environment,
+    decides."""
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         capture_output=True,
         text=True,
         check=True,
+        env=child_environment(),
     )
     return result.stdout.splitlines()
 
