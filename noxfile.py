@@ -10,8 +10,8 @@ and ``-3.13``, ``tests-torch``, ``tests-jax``, ``tests-dask``, ``tests-cuda``;
 the last skips itself where there is no NVIDIA GPU), ``lint``, ``conformance``
 (the parity suite of ``conformance/`` on every CPU backend),
 ``conformance-cuda`` (the same on the GPU; it skips itself without one) and
-``docs`` (the Sphinx site, its doctests, and the built pages checked in
-headless Chromium; it needs Debian's ``chromium``). ``nox -t tests`` runs only the tests.
+``docs`` (the Sphinx site, its doctests, and the built pages checked in headless
+Chromium; it needs Debian's ``chromium``). ``nox -t tests`` runs only the tests.
 Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -x -k bpr``,
 or to ``python -m conformance``, e.g. ``nox -s conformance -- --dtypes float32``.
 ``nox -s bench``, never run by default, times the losses against hand-written
