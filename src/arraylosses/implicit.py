@@ -13,7 +13,7 @@ References
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, SupportsFloat
 
 from ._call import prepare
 from ._docstrings import shared_sections
@@ -163,7 +163,7 @@ def hinge_loss(
     mask: Array | None = None,
     *,
     reduction: str = "mean",
-    margin: float = 1.0,
+    margin: SupportsFloat = 1.0,
 ) -> Array:
     r"""Hinge loss: positives should outscore negatives by at least a margin.
 
@@ -183,7 +183,7 @@ def hinge_loss(
         (for instance (B, 1) against (B, T)) as long as the result is one of them.
     {mask}
     {reduction}
-    margin : float, default 1.0
+    margin : real number, default 1.0
         How far a positive must outscore a negative before the loss is 0.
         Any finite real number (a NumPy scalar too), taken as a Python float:
         the loss keeps the predictions' dtype.
@@ -230,7 +230,7 @@ def adaptive_hinge_loss(
     mask: Array | None = None,
     *,
     reduction: str = "mean",
-    margin: float = 1.0,
+    margin: SupportsFloat = 1.0,
 ) -> Array:
     r"""Hinge loss against the highest-scoring of several sampled negatives.
 
@@ -258,7 +258,7 @@ def adaptive_hinge_loss(
         shape as for :func:`hinge_loss`.
     {mask}
     {reduction}
-    margin : float, default 1.0
+    margin : real number, default 1.0
         How far a positive must outscore every negative before the loss is 0.
         Any finite real number (a NumPy scalar too), taken as a Python float:
         the loss keeps the predictions' dtype.
