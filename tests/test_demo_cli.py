@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import support
 
+import arraylosses
 from arraylosses.demo import cli, training
 from arraylosses.demo.cli import main
 from arraylosses.demo.data import synthetic
@@ -351,6 +352,21 @@ class TestBadArguments:
         assert "usage: python -m arraylosses demo" in err
         assert "python -m arraylosses demo: error: --data" in err
 
+    def test_an_unknown_option_shows_the_demos_usage(
+        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        err = expect_usage_error(["demo", "--data", str(tiny), "--bogus"], capsys)
+        assert "usage: python -m arraylosses demo" in err
+        assert (
+            "python -m arraylosses demo: error: unrecognized arguments: --bogus" in err
+        )
+
+    def test_an_unknown_option_without_a_command(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        err = expect_usage_error(["--bogus"], capsys)
+        assert "python -m arraylosses: error: unrecognized arguments: --bogus" in err
+
     def test_data_unknown_suffix(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -450,7 +466,8 @@ class TestBadArguments:
         err = expect_usage_error(
             ["demo", "--data", str(tiny), "--backend", "jax"], capsys
         )
-        assert "--backend jax needs jax[cpu]: pip install jax[cpu]" in err
+        # quoted: an unquoted jax[cpu] is a glob pattern to zsh
+        assert "--backend jax needs jax[cpu]: pip install 'jax[cpu]'" in err
 
     @pytest.mark.parametrize(
         ("version", "found"), [(None, "none is installed"), ("1.26.4", "found 1.26.4")]
@@ -504,6 +521,31 @@ class TestBadArguments:
         assert raised.value.code == 1
         err = capsys.readouterr().err
         assert "error: out of memory; lower --dim (now 7), --negatives (5)" in err
+
+    def test_an_interrupted_run_exits_quietly(
+        self,
+        tiny: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # as if the user pressed Ctrl-C during training. expected: the shell's status
+        # for SIGINT, 128 + 2, and one line, not a traceback
+        def interrupted(*_: object, **__: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(training, "train", interrupted)
+        status = main(["demo", "--data", str(tiny), "--losses", "bpr"])
+        assert status == 130
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.endswith("\npython -m arraylosses demo: interrupted\n")
+        assert "Traceback" not in err
+
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as raised:
+            main(["--version"])
+        assert raised.value.code == 0
+        assert capsys.readouterr().out == f"arraylosses {arraylosses.__version__}\n"
 
     def test_no_subcommand_prints_help(
         self, capsys: pytest.CaptureFixture[str]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .. import __version__
 from .._namespace import OLDEST_NUMPY_MAJOR, backend_of, promotes_by_dtype
 from . import EXPLICIT, IMPLICIT
 
@@ -43,18 +44,30 @@ BACKEND_PACKAGES = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
-    arguments = parser.parse_args(argv)
+    arguments, unknown = parser.parse_known_args(argv)
     if arguments.command is None:
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         parser.print_help(sys.stderr)
         return 2
     # the demo's own parser, so that its errors show the demo's usage
-    return _demo(arguments, arguments.command_parser)
+    demo = arguments.command_parser
+    if unknown:
+        demo.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return _demo(arguments, demo)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{demo.prog}: interrupted\n")
+        return 130  # 128 + SIGINT, as a shell reports it
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m arraylosses",
         description="Spotlight's losses over the array API standard.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"arraylosses {__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
@@ -94,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help=(
-            "CSV, TSV or Parquet file of interactions with columns user, item and "
-            "optionally rating (default: a synthetic dataset)"
+            "CSV, TSV or Parquet (needs pyarrow) file of interactions with columns "
+            "user, item and optionally rating (default: a synthetic dataset)"
         ),
     )
     demo.add_argument("--epochs", type=_positive(int), default=10, help="default: 10")
@@ -192,7 +205,7 @@ def namespace(backend: str) -> Namespace:
         module = importlib.import_module(module_name)
     except ImportError as error:
         package = BACKEND_PACKAGES.get(backend, backend)
-        msg = f"--backend {backend} needs {package}: pip install {package} ({error})"
+        msg = f"--backend {backend} needs {package}: pip install '{package}' ({error})"
         raise RuntimeError(msg) from None
     if backend == "cupy" and module.cuda.runtime.getDeviceCount() < 1:
         msg = "--backend cupy needs a CUDA GPU, and CuPy sees none"
@@ -307,7 +320,7 @@ def _check_numpy(parser: argparse.ArgumentParser) -> None:
         found = "none is installed" if numpy is None else f"found {numpy.__version__}"
         parser.error(
             f"the demo needs NumPy {OLDEST_NUMPY_MAJOR}.0 or later ({found}): "
-            "pip install 'arraylosses[demo]'"
+            f"pip install 'numpy>={OLDEST_NUMPY_MAJOR}'"
         )
 
 
@@ -521,6 +534,7 @@ def _plot(results: list[Result], path: Path) -> None:
     matplotlib = importlib.import_module("matplotlib")
     matplotlib.use("Agg")  # a file, not a window
     pyplot = importlib.import_module("matplotlib.pyplot")
+    ticker = importlib.import_module("matplotlib.ticker")
     columns = min(len(results), 4)
     rows = -(-len(results) // columns)
     figure, axes = pyplot.subplots(
@@ -534,6 +548,7 @@ def _plot(results: list[Result], path: Path) -> None:
         summary = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         axis.set_title(f"{result.loss}\n{summary}", fontsize=9)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.set_ylabel("mean training loss")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
