@@ -24,7 +24,8 @@ mask : array, optional
 reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' is Spotlight's: the mean of the elementwise loss, or with a mask
         ``sum(L * mask) / sum(mask)``, the mask counted at its broadcast shape
-        (0, with zero gradients, when the mask is all zero). 'sum' is
+        (0, with zero gradients, when the mask is all zero or the loss has no
+        elements). 'sum' is
         ``sum(L * mask)``; 'none' returns ``L * mask`` itself.""",
     "returns": """\
 Returns
@@ -36,16 +37,16 @@ Returns
         NumPy a 0-d result is a NumPy scalar, as NumPy's own reductions return.""",
     "spotlight_implicit": """\
 Where it differs from Spotlight, it does so on purpose: an all-zero mask
-    gives 0 (Spotlight: NaN); a masked-out element contributes exactly 0 even
+    or an empty input gives 0 (Spotlight: NaN); a masked-out element contributes exactly 0 even
     where its loss is NaN or inf (Spotlight multiplies, and NaN leaks); a mask
     that broadcasts is counted at the loss's shape (Spotlight divides by the
     sum of the mask as given); shapes that broadcast into an outer product are
     refused (Spotlight broadcasts them); half precision is computed in float32.""",
     "spotlight_explicit": """\
 Spotlight's version takes no mask and no reduction; without them the
-    numbers are Spotlight's, except that shapes that broadcast into an outer
-    product are refused (Spotlight broadcasts them) and half precision is
-    computed in float32. With a mask, an all-zero mask gives 0 and a masked-out
+    numbers are Spotlight's, except that an empty input gives 0 (Spotlight:
+    NaN), shapes that broadcast into an outer product are refused (Spotlight
+    broadcasts them) and half precision is computed in float32. With a mask, an all-zero mask gives 0 and a masked-out
     element contributes exactly 0, even where its loss is NaN or inf.""",
     "raises": """\
 Raises
