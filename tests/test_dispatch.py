@@ -184,7 +184,8 @@ def test_two_torch_devices_are_refused():
 def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
     # a sharded array's device is its sharding: two shardings over one set of
     # devices, or an uncommitted array beside a committed one, are what JAX computes
-    # with eagerly; arrays committed to different devices are what it refuses.
+    # with eagerly; arrays committed to different devices are what it refuses, even
+    # beside an uncommitted one.
     # expected: the first two accepted with the value of unsharded inputs (by hand:
     # bpr of 1 against 0 is σ(-1)), the others refused naming both placements. Two
     # CPU devices exist only if XLA_FLAGS says so before JAX starts: a subprocess
@@ -209,6 +210,9 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
             "uncommitted beside committed": (jnp.ones(8), jax.device_put(zeros, second), None),
             "mask on one device": (positive, negative, jax.device_put(ones > 0, first)),
             "two devices": (jax.device_put(ones, first), jax.device_put(zeros, second), None),
+            "two devices beside an uncommitted one": (
+                jnp.ones(8), jax.device_put(zeros, first), jax.device_put(ones > 0, second)
+            ),
         }
         for name, arguments in calls.items():
             try:
@@ -229,6 +233,10 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
         (
             "two devices: positive_predictions is on device cpu:0 but "
             "negative_predictions is on device cpu:1; move them to one device"
+        ),
+        (
+            "two devices beside an uncommitted one: negative_predictions is on "
+            "device cpu:0 but mask is on device cpu:1; move them to one device"
         ),
     ]
 

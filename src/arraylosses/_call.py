@@ -269,14 +269,19 @@ def _check_same_library(
 def _check_same_device(
     first: Array, first_name: str, second: Array, second_name: str, mask: Array | None
 ) -> None:
-    placement = _placement(first)
-    for other, other_name in ((second, second_name), (mask, "mask")):
-        other_placement = None if other is None else _placement(other)
-        if None not in (placement, other_placement) and other_placement != placement:
+    # each placed array against the first one placed: an array placed as needed (an
+    # uncommitted JAX array) goes anywhere, but the others must still agree
+    placed: tuple[str, Any] | None = None
+    for array, name in ((first, first_name), (second, second_name), (mask, "mask")):
+        placement = None if array is None else _placement(array)
+        if placement is None:
+            continue
+        if placed is None:
+            placed = (name, placement)
+        elif placement != placed[1]:
             msg = (
-                f"{first_name} is on {_describe_placement(placement)} but "
-                f"{other_name} is on {_describe_placement(other_placement)}; move "
-                "them to one device"
+                f"{placed[0]} is on {_describe_placement(placed[1])} but {name} is "
+                f"on {_describe_placement(placement)}; move them to one device"
             )
             raise ValueError(msg)
 
@@ -284,9 +289,10 @@ def _check_same_device(
 def _placement(array: Array) -> Any:
     """Where ``array`` lives, as far as two arrays must share it: its device; for a
     JAX array, the set of its devices (a sharded array's ``device`` is its sharding,
-    and JAX computes with two shardings over one set of devices); None where the
-    library places it as needed (an uncommitted JAX array) or keeps no device (an
-    array traced by ``jax.jit``)."""
+    and JAX computes with two shardings over one set of devices, where their meshes
+    order the devices alike: JAX itself refuses meshes that order them differently);
+    None where the library places it as needed (an uncommitted JAX array) or keeps
+    no device (an array traced by ``jax.jit``)."""
     device = getattr(array, "device", None)
     # device first: a traced JAX array has none, and refuses to say if it's committed
     if device is None or getattr(array, "committed", True) is False:
