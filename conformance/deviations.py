@@ -1,6 +1,6 @@
 """The contract's deliberate deviations from Spotlight, each a row of its own.
 
-DESIGN.md section 1 lists where arraylosses improves on Spotlight on purpose.
+The migration guide lists where arraylosses improves on Spotlight on purpose.
 Each becomes one row per loss it touches and per backend, in float32, showing
 Spotlight's value (its own code path, transcribed in
 :func:`references.spotlight_literal`) beside ours and the contract's. The

@@ -127,7 +127,7 @@ def _jax_vjp(
     return backend.to_numpy(out), [backend.to_numpy(g) for g in grads]
 
 
-# Half-precision inputs are computed in float32 (DESIGN.md section 2), and so are
+# Half-precision inputs are computed in float32 (the backends guide), and so are
 # the weights mask·c of the closed form's pullback: exact products there, where
 # the half type would round the product of a rounded weight and c = 1.5.
 _WEIGHTS_DTYPE = {"float16": "float32", "bfloat16": "float32"}

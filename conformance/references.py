@@ -1,6 +1,6 @@
 """Independent references: the contract's formulas, written plainly, in float64.
 
-Each loss is DESIGN.md's table transcribed as it reads, with the naive sigmoid
+Each loss is the README's table transcribed as it reads, with the naive sigmoid
 ``1 / (1 + exp(-x))`` and no rearrangement for stability: float64 inputs of the
 size the matrix uses cannot overflow it. Nothing here imports arraylosses or
 shares a code path with it: the formulas are written once over a small table of
@@ -66,7 +66,7 @@ def torch_ops() -> SimpleNamespace:
     )
 
 
-# --- the seven elementwise losses, as DESIGN.md section 1 states them --------
+# --- the seven elementwise losses, as the README's table states them ----------
 
 
 def _sigmoid(x: Array, ops: SimpleNamespace) -> Array:

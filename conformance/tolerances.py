@@ -51,7 +51,7 @@ RTOL: dict[str, float] = {
     # ~log2(N) ulp with pairwise summation (NumPy, torch, XLA all sum pairwise
     # or in blocks): about 10 ulp in all, so 2e-6 (17 ulp) relative.
     "float32": 2e-6,
-    # float16 and bfloat16 are computed in float32 (DESIGN.md section 2) and the
+    # float16 and bfloat16 are computed in float32 (the backends guide) and the
     # result is rounded once to the half type: half an ulp, 2**-11 = 4.9e-4 for
     # float16 and 2**-8 = 3.9e-3 for bfloat16 (8 significant bits); the inputs'
     # own rounding is not counted, because the reference is evaluated on the same

@@ -1,7 +1,8 @@
 """Helpers shared by the tests: float64 references, conversions and assertions.
 
-The references are Spotlight's formulas written naively in NumPy float64, as
-``../shared/DESIGN.md`` states them; they share no code with the package.
+The references are Spotlight's formulas written naively in NumPy float64, as the
+README's table and each loss's docstring state them; they share no code with the
+package.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Precision: half-precision inputs, and extreme inputs that must not overflow.
 
-Contract (DESIGN.md section 2): half-precision predictions (float16, and bfloat16
+Contract (the backends guide): half-precision predictions (float16, and bfloat16
 where the backend has it) are computed in float32 internally and the result comes
 back in the input's dtype; the stable forms never overflow (no NumPy overflow
 warning at |x| = 1e4 in float32; pyproject's filterwarnings = error turns any

@@ -1560,7 +1560,7 @@ class TestTransforms:
         self, xp: ModuleType, loss: Loss, case: str
     ) -> None:
         # a mean under a mask of unknown length that is all False, or over a selection
-        # that turns out empty, is 0 with gradients of 0 (DESIGN.md: not NaN), as for
+        # that turns out empty, is 0 with gradients of 0 (the masks guide: not NaN), as for
         # arrays of known size. expected: 0 everywhere, by that rule
         _skip_unless(xp, "dask", "dask laziness")
         import dask.array as da
