@@ -211,6 +211,24 @@ def torch_peak_bytes(fn: Fn, args: tuple[Any, ...]) -> int:
     return peak
 
 
+def torch_operations(fn: Fn, args: tuple[Any, ...]) -> list[str]:
+    """The ATen operations one call of ``fn`` runs, in order."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    names: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn(*args)
+    return names
+
+
 def jax_peak_bytes(jitted: Fn, args: tuple[Any, ...]) -> int:
     """Bytes XLA allocates for one call of a jitted function: temporaries plus output.
 

@@ -14,8 +14,9 @@ call batch (see ``harness.py``). It measures, per backend:
 * the seven losses against the backend's idiom (``idioms.py``) at each size,
   and at Spotlight's sequence shape with a padding mask: median of per-round
   ratios ours / idiom;
-* NumPy and PyTorch: dispatch and validation overhead, the time of the
-  package's boundary (``prepare``) on 1-element arrays;
+* NumPy and PyTorch: dispatch and validation overhead, a whole call on
+  1-element arrays less the same primitives called bare, with the boundary
+  (``prepare``) alone beside it;
 * peak memory of one call, ours against the idiom, at 1,000,000 elements;
 * ``jax.jit`` and ``torch.compile``: hinge and regression at 10,000,000
   elements against one pass that reads both inputs (the memory floor).
@@ -326,6 +327,9 @@ class Backend:
     peak_bytes: Callable[[Fn, tuple[Any, ...]], int]
     memory_method: str
     measures_boundary: bool = False
+    # the names of the library's own operations a call runs, in order, where the
+    # library can list them
+    operations: Callable[[Fn, tuple[Any, ...]], list[str]] | None = None
     floor: Callable[[], Fn] | None = None
     reset: Callable[[], None] = lambda: None
     info: dict[str, Any] = field(default_factory=dict)
@@ -384,6 +388,7 @@ def _torch_backend(*, compiled: bool) -> Backend:
             peak_bytes=harness.torch_peak_bytes,
             memory_method="torch.profiler, profile_memory",
             measures_boundary=True,
+            operations=harness.torch_operations,
             info=info,
         )
 
@@ -722,19 +727,79 @@ def _boundary(loss: str) -> Fn:
     return boundary
 
 
+def _bare(loss: str, args: tuple[Any, ...]) -> Fn:
+    """A call of ``loss`` without the package's Python layer: the library's
+    primitives that the loss runs for a mean without a mask (arraylosses'
+    private ``Backend``), composed as the loss composes them, on arrays it
+    would not cast. The public function, ``prepare``, the call's record and
+    ``finish`` are what is left out."""
+    from arraylosses._namespace import backend_of
+
+    backend = backend_of(args[0], "first")
+    xp = backend.xp
+
+    def fused_or(name: str, elementwise: Fn) -> Fn:
+        fused = backend.fused.get(name)
+        if fused is None:
+            return lambda first, second: backend.mean(elementwise(first, second))
+        return lambda first, second: fused(first, second, "mean")
+
+    compositions: dict[str, Fn] = {
+        "pointwise": lambda p, n: backend.mean(
+            backend.add(backend.sigmoid_of_negative(p), backend.sigmoid(n))
+        ),
+        "bpr": lambda p, n: backend.mean(backend.sigmoid_of_difference(n, p)),
+        "hinge": lambda p, n: backend.mean(
+            backend.relu(backend.add_scalar(n - p, 1.0))
+        ),
+        "adaptive_hinge": lambda p, n: backend.mean(
+            backend.relu(backend.add_scalar(backend.max_over_first_axis(n) - p, 1.0))
+        ),
+        "regression": fused_or(
+            "regression", lambda y, y_hat: backend.square(y_hat - y)
+        ),
+        "poisson": lambda y, y_hat: backend.mean(
+            backend.subtract_product(y_hat, y, xp.log(y_hat))
+        ),
+        "logistic": fused_or("logistic", backend.logistic),
+    }
+    return compositions[loss]
+
+
 def _overhead_cell(
     backend: Backend, plan: harness.Plan, options: argparse.Namespace, loss: str
 ) -> dict[str, Any]:
     ours, idiom, args, check = _prepare(backend, options, loss, (1,), masked=False)
+    bare = _bare(loss, args)
+    # the composition must be the loss's own: the same bits, and on PyTorch the
+    # same ATen operations in the same order
+    same = bool(ours(*args) == bare(*args))
+    if backend.operations is not None:
+        same = same and backend.operations(ours, args) == backend.operations(bare, args)
     boundary = _boundary(loss)
-    timing = harness.interleave([(ours, args), (boundary, args), (idiom, args)], plan)
+    timing = harness.interleave(
+        [(ours, args), (bare, args), (boundary, args), (idiom, args)], plan
+    )
+    overhead, low, high = harness.median_ci(
+        [
+            whole - below
+            for whole, below in zip(
+                timing.per_call_ns[0], timing.per_call_ns[1], strict=True
+            )
+        ]
+    )
     return {
         "loss": loss,
         "inner": timing.inner,
         "rounds": timing.rounds,
         "ours_us": timing.median_us(0),
-        "overhead_us": timing.median_us(1),
-        "idiom_us": timing.median_us(2),
+        "bare_us": timing.median_us(1),
+        "overhead_us": overhead / 1e3,
+        "overhead_low_us": low / 1e3,
+        "overhead_high_us": high / 1e3,
+        "bare_is_the_loss": same,
+        "prepare_us": timing.median_us(2),
+        "idiom_us": timing.median_us(3),
         **check,
     }
 
@@ -778,7 +843,8 @@ def _describe(backend: str, cell: dict[str, Any]) -> str:
     if "error" in cell:
         return f"{head} ERROR {cell['error']}"
     if "overhead_us" in cell:
-        return f"{head} 1 element   overhead {cell['overhead_us']:+.2f} µs"
+        mismatch = "" if cell["bare_is_the_loss"] else " (bare is not the loss's own)"
+        return f"{head} 1 element   overhead {cell['overhead_us']:+.2f} µs{mismatch}"
     if "floor_us" in cell:
         return f"{head} {cell['elements']:>11,}  ours / floor {cell['ratio']:.2f}"
     if "ours_bytes" in cell:
