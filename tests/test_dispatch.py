@@ -241,6 +241,27 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
     ]
 
 
+@pytest.mark.parametrize("dtype_name", ["float16", "float32"])
+def test_a_weak_typed_jax_scalar_takes_the_predictions_dtype(xp, dtype_name):
+    # a Python float under jax.jit, or jnp.asarray(0.0), is weak-typed: JAX's own
+    # arithmetic gives it the other operand's dtype (the tests run JAX with x64, so
+    # unpromoted it would be float64). expected: JAX's own promotion of the two
+    if backend_of(xp) not in {"jax", "jax_cuda"}:
+        pytest.skip("weak types are JAX's")
+    import jax
+
+    scores = xp.asarray([2.0, 0.5, -1.0], dtype=getattr(xp, dtype_name))
+    zero = xp.asarray(0.0)
+    assert zero.weak_type
+    expected = (scores - zero).dtype
+    assert expected == scores.dtype
+    assert hinge_loss(scores, zero).dtype == expected
+    assert adaptive_hinge_loss(zero, xp.stack([scores, scores])).dtype == expected
+    assert jax.jit(bpr_loss)(scores, 0.0).dtype == expected
+    value, _ = arraylosses.value_and_grad(arraylosses.pointwise_loss)(scores, zero)
+    assert value.dtype == expected
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_torch_masks_alike_with_and_without_autograd(reduction):
     # without autograd a mask multiplies the loss's bits; with it, where() does the work

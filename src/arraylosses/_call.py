@@ -185,9 +185,7 @@ def prepare(
         elif backend.compute_dtype(first_dtype) is None:
             _refuse_dtype(first_name, first_dtype, "a real floating dtype")
         else:
-            result_dtype = _promote(
-                backend, first_name, first_dtype, second_name, second_dtype
-            )
+            result_dtype = _promote(backend, first_name, first, second_name, second)
             compute_dtype = backend.compute_dtype(result_dtype)
 
     first_shape, second_shape = first.shape, second.shape
@@ -236,20 +234,16 @@ def prepare(
 
 
 def _promote(
-    backend: Backend,
-    first_name: str,
-    first_dtype: Any,
-    second_name: str,
-    second_dtype: Any,
+    backend: Backend, first_name: str, first: Array, second_name: str, second: Array
 ) -> Any:
-    """The dtype two floating dtypes promote to, or a TypeError naming both where the
+    """The dtype two floating arrays promote to, or a TypeError naming both where the
     library promotes none (PyTorch's float8 types with any other)."""
     try:
-        return backend.result_type(first_dtype, second_dtype)
+        return backend.result_type(first, second)
     except (TypeError, ValueError, RuntimeError):
         msg = (
-            f"{first_name} has dtype {first_dtype} and {second_name} has "
-            f"{second_dtype}, which {backend.name} does not promote to one dtype; "
+            f"{first_name} has dtype {first.dtype} and {second_name} has "
+            f"{second.dtype}, which {backend.name} does not promote to one dtype; "
             "cast them to one"
         )
         raise TypeError(msg) from None

@@ -95,8 +95,10 @@ class Backend:
         which it may overwrite (NumPy and PyTorch write the kept terms into it;
         PyTorch converts the mask once for both).
     result_type : callable
-        ``result_type(dtype, dtype)``, the dtype two floating dtypes promote to
-        (PyTorch's ``promote_types``, which ``torch.compile`` traces: the
+        ``result_type(array, array)``, the dtype two floating arrays promote to:
+        by their dtypes, except that a weak-typed JAX array (a Python float under
+        ``jax.jit``) takes the other's, as JAX itself promotes it. PyTorch's is
+        ``promote_types`` of the dtypes, which ``torch.compile`` traces (the
         wrapper's fallback for dtypes outside the standard makes tensors and
         breaks the graph).
     divide : callable
@@ -285,7 +287,7 @@ def _resolve(array: object, name: str) -> Backend:
             "positive_class": _torch.positive_class,
             "count": _torch.count,
             "masked_total": _torch.masked_total,
-            "result_type": torch.promote_types,
+            "result_type": _torch.result_type,
             "divide": _torch.divide,
         }
         fused = {"logistic": _torch.logistic_reduced}

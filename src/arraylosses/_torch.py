@@ -32,6 +32,7 @@ __all__ = [
     "mean",
     "positive_class",
     "regression_reduced",
+    "result_type",
     "sigmoid_of_difference",
     "sigmoid_of_negative",
     "square",
@@ -225,6 +226,12 @@ def max_over_first_axis(x: Array) -> Array:
 def divide(x: Array, y: Array) -> Array:
     """``x / y``, in place on ``x``, which has the quotient's shape and dtype."""
     return x.div_(y)
+
+
+def result_type(x: Array, y: Array) -> Any:
+    """The dtype ``x`` and ``y`` promote to, by their dtypes alone: torch.result_type
+    of tensors would let a 0-d one yield to the other, which the standard does not."""
+    return torch.promote_types(x.dtype, y.dtype)
 
 
 def positive_class(observed: Array) -> Array:
