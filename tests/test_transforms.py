@@ -170,14 +170,20 @@ class TestJaxVmap:
 
 
 class TestJaxExport:
-    @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+    @pytest.mark.parametrize(
+        "mask_shape", [None, "(b, t)", "(b, 1)"], ids=["no-mask", "mask", "row-mask"]
+    )
+    @pytest.mark.parametrize("gradients", [False, True], ids=["loss", "value_and_grad"])
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-    def test_symbolic_shapes(self, xp, case, masked):
+    def test_symbolic_shapes(self, xp, case, mask_shape, gradients):
         # exported with every size symbolic, the adaptive hinge's number of
-        # negatives too, then called with 3 negatives of shape (3, 4)
+        # negatives too, then called with 3 negatives of shape (3, 4). A mask that
+        # broadcasts, and value_and_grad's mean, divide by a symbolic element count
         _skip_unless(xp, "jax", "jax.export")
         import jax
         from jax import export
+
+        masked = mask_shape is not None
 
         negatives, batch, width = export.symbolic_shape("k, b, t")
         second = (batch, width)
@@ -188,8 +194,15 @@ class TestJaxExport:
             jax.ShapeDtypeStruct(second, xp.float32),
         ]
         if masked:
-            specs.append(jax.ShapeDtypeStruct((batch, width), xp.bool))
+            rows = (batch, width) if mask_shape == "(b, t)" else (batch, 1)
+            specs.append(jax.ShapeDtypeStruct(rows, xp.bool))
         function = getattr(al, case.name)
+        if gradients:
+            value_and_grad = al.value_and_grad(function)
+
+            def function(*args, **kwargs):
+                return value_and_grad(*args, **kwargs)[0]
+
         # export lowers for JAX's default backend, not for the test's default device
         # (the CPU for `jax` on a GPU machine); a CUDA device's platform reads "gpu"
         (device,) = xp.asarray(0.0).devices()
@@ -200,7 +213,8 @@ class TestJaxExport:
 
         rng = np.random.default_rng(23)
         first, second = _draw(case, rng, (3, 4))
-        mask = rng.uniform(size=(3, 4)) < 0.7 if masked else None
+        mask_draw = (3, 4) if mask_shape == "(b, t)" else (3, 1)
+        mask = rng.uniform(size=mask_draw) < 0.7 if masked else None
         args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
         if masked:
             args.append(support.asarray(xp, mask))

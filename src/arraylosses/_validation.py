@@ -138,11 +138,15 @@ def check_negatives_shape(
         raise ValueError(msg)
 
 
-def known_size(shape: Shape) -> int | None:
-    """Number of elements of ``shape``, or None where a dimension is unknown (Dask)."""
+def known_size(shape: Shape) -> Any:
+    """Number of elements of ``shape``, or None where a dimension is unknown (Dask).
+
+    Not converted to an int: under ``jax.export`` a dimension may be symbolic, and
+    its product stays a symbolic expression, which the divisions that take it allow.
+    """
     if any(_unknown(d) for d in shape):
         return None
-    return int(math.prod(shape))
+    return math.prod(shape)
 
 
 def _same(first: Shape, second: Shape) -> bool:
