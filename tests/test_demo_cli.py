@@ -228,6 +228,17 @@ class TestDemo:
         assert f"Training curves written to {plot}" in capsys.readouterr().err
 
 
+def training_raises(
+    monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
+) -> None:
+    """Make the demo's training raise ``error``, as if it arose during a run."""
+
+    def raising(*_: object, **__: object) -> None:
+        raise error
+
+    monkeypatch.setattr(training, "train", raising)
+
+
 def expect_usage_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """Run ``main``; it must exit with status 2 and print nothing on stdout."""
     with pytest.raises(SystemExit) as raised:
@@ -512,10 +523,7 @@ class TestBadArguments:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         # as if --dim did not fit in memory: training raises MemoryError
-        def no_memory(*_: object, **__: object) -> None:
-            raise MemoryError
-
-        monkeypatch.setattr(training, "train", no_memory)
+        training_raises(monkeypatch, MemoryError)
         with pytest.raises(SystemExit) as raised:
             main(["demo", "--data", str(tiny), "--losses", "bpr", "--dim", "7"])
         assert raised.value.code == 1
@@ -530,10 +538,7 @@ class TestBadArguments:
     ) -> None:
         # as if the user pressed Ctrl-C during training. expected: the shell's status
         # for SIGINT, 128 + 2, and one line, not a traceback
-        def interrupted(*_: object, **__: object) -> None:
-            raise KeyboardInterrupt
-
-        monkeypatch.setattr(training, "train", interrupted)
+        training_raises(monkeypatch, KeyboardInterrupt)
         status = main(["demo", "--data", str(tiny), "--losses", "bpr"])
         assert status == 130
         out, err = capsys.readouterr()
