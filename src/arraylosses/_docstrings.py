@@ -37,17 +37,19 @@ Returns
         NumPy a 0-d result is a NumPy scalar, as NumPy's own reductions return.""",
     "spotlight_implicit": """\
 Where it differs from Spotlight, it does so on purpose: an all-zero mask
-    or an empty input gives 0 (Spotlight: NaN); a masked-out element contributes exactly 0 even
-    where its loss is NaN or inf (Spotlight multiplies, and NaN leaks); a mask
-    that broadcasts is counted at the loss's shape (Spotlight divides by the
-    sum of the mask as given); shapes that broadcast into an outer product are
-    refused (Spotlight broadcasts them); half precision is computed in float32.""",
+    or an empty input gives 0 (Spotlight: NaN); a masked-out element
+    contributes exactly 0 even where its loss is NaN or inf (Spotlight
+    multiplies, and NaN leaks); a mask that broadcasts is counted at the loss's
+    shape (Spotlight divides by the sum of the mask as given); shapes that
+    broadcast into an outer product are refused (Spotlight broadcasts them);
+    half precision is computed in float32.""",
     "spotlight_explicit": """\
 Spotlight's version takes no mask and no reduction; without them the
     numbers are Spotlight's, except that an empty input gives 0 (Spotlight:
     NaN), shapes that broadcast into an outer product are refused (Spotlight
-    broadcasts them) and half precision is computed in float32. With a mask, an all-zero mask gives 0 and a masked-out
-    element contributes exactly 0, even where its loss is NaN or inf.""",
+    broadcasts them) and half precision is computed in float32. With a mask,
+    an all-zero mask gives 0 and a masked-out element contributes exactly 0,
+    even where its loss is NaN or inf.""",
     "raises": """\
 Raises
     ------
