@@ -271,6 +271,27 @@ class TestTrainTestSplit:
         train, test = train_test_split(data, test_fraction=0.99)
         assert np.bincount(train.users, minlength=4).tolist() == [1, 1, 1, 0]
 
+    def test_a_repeated_pair_goes_to_one_side_whole(self) -> None:
+        # an event log repeats pairs: user 0 has item 1 three times and items 2 to
+        # 5 once, user 1 item 0 twice and item 1 once. by hand: user 0 has 5
+        # distinct items, rint(0.4 · 5) = 2 in test; user 1 has 2, rint(0.8) = 1
+        users = [0, 0, 1, 0, 0, 1, 0, 0, 1]
+        items = [1, 2, 0, 1, 3, 0, 4, 5, 1]
+        for seed in range(20):
+            train, test = train_test_split(
+                make(users, items), test_fraction=0.4, seed=seed
+            )
+            train_pairs = set(
+                zip(train.users.tolist(), train.items.tolist(), strict=True)
+            )
+            test_pairs = set(zip(test.users.tolist(), test.items.tolist(), strict=True))
+            assert not train_pairs & test_pairs, seed
+            assert len(train) + len(test) == len(users)
+            distinct_in_test = np.bincount(
+                [user for user, _ in test_pairs], minlength=2
+            )
+            assert distinct_in_test.tolist() == [2, 1], seed
+
     def test_keeps_the_original_order_and_no_ratings(self) -> None:
         data = make([0, 0, 0, 1, 1], [4, 1, 3, 0, 2])
         for half in train_test_split(data, test_fraction=0.5):

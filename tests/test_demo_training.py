@@ -40,7 +40,7 @@ import pytest
 import support
 
 from arraylosses.demo import training
-from arraylosses.demo.data import Interactions, synthetic
+from arraylosses.demo.data import Interactions, generator, synthetic
 from arraylosses.demo.evaluation import (
     LIKE_THRESHOLD,
     observed_outcome,
@@ -653,12 +653,25 @@ class TestTrainLoop:
             assert all(b < a for a, b in itertools.pairwise(losses)), losses
             assert losses[-1] < losses[0] - 0.05 * abs(losses[0]), losses
 
+    def test_the_seed_feeds_independent_streams(self) -> None:
+        # one --seed for the data, the split, the tables, the batches and the
+        # random baseline. expected: the model's first user table is not the
+        # synthetic data's first draws (the planted user factors), as it was when
+        # both took default_rng(seed); each is reproducible from its own stream
+        seed, dim = 7, 4
+        model = Factorization.initial(10, 12, dim, xp=np_xp, seed=seed)
+        planted = generator(seed, "data").standard_normal(10 * dim)
+        drawn = np.asarray(model.users, dtype=np.float64).ravel() * dim
+        assert not np.allclose(drawn, planted, rtol=1e-5)
+        tables = generator(seed, "tables").normal(0.0, 1.0 / dim, size=(10, dim))
+        np.testing.assert_array_equal(model.users, tables.astype(np.float32))
+
     def test_epoch_loss_is_the_mean_over_interactions(self, xp: ModuleType) -> None:
         usable(xp)
         # with a zero learning rate the model stays at its initial tables; the epoch
-        # loss is then the mean squared error over all 271 interactions, the short
-        # last batch (271 = 100 + 100 + 71) weighted by its size, not a mean of means
-        assert len(TINY) == 271
+        # loss is then the mean squared error over all 220 interactions, the short
+        # last batch (220 = 100 + 100 + 20) weighted by its size, not a mean of means
+        assert len(TINY) == 220
         settings = Settings(epochs=1, dim=4, batch_size=100, learning_rate=0.0, seed=2)
         result = train("regression", TINY, xp=xp, settings=settings)
         initial = Factorization.initial(TINY.n_users, TINY.n_items, 4, xp=np_xp, seed=2)
@@ -680,7 +693,7 @@ class TestTrainLoop:
             on_batch=lambda *args: batches.append(args),
             on_epoch=lambda *args: epochs.append(args),
         )
-        # by hand: 271 interactions in batches of 100 is 3 batches per epoch
+        # by hand: 220 interactions in batches of 100 is 3 batches per epoch
         assert batches == [(e, b, 3) for e in range(2) for b in (1, 2, 3)]
         assert epochs == list(enumerate(result.epoch_losses))
 
@@ -754,10 +767,11 @@ class TestRankingMetrics:
     #   reciprocal rank 2/3; top 1 {0}: 1 hit; top 2 {0, 1}: 1; top 3: 2
     #   user 2 has no test items: left out of both averages
     # MRR = (2/3 + 2/3) / 2; P@k = mean over users of hits / k: P@1 = 1, P@2 = 1/2,
-    # P@3 = 2/3, and P@10 = (2/10 + 2/10) / 2 = 0.2 (k beyond the 4 items still
-    # divides by k, as Spotlight's precision_recall_score)
+    # P@3 = 2/3, and P@10 = (2/4 + 2/4) / 2 = 0.5 (k beyond the 4 items divides by
+    # the 4 ranked, as Spotlight's precision_recall_score divides by the length of
+    # its slice of the first k)
     @pytest.mark.parametrize(
-        ("k", "precision"), [(1, 1.0), (2, 0.5), (3, 2 / 3), (10, 0.2)]
+        ("k", "precision"), [(1, 1.0), (2, 0.5), (3, 2 / 3), (10, 0.5)]
     )
     def test_by_hand(self, xp: ModuleType, k: int, precision: float) -> None:
         usable(xp)
@@ -768,11 +782,30 @@ class TestRankingMetrics:
         # precision at the k passed
         assert ranking.precision_at_k == pytest.approx(precision, rel=1e-6)
 
+    def test_a_repeated_test_pair_counts_once(self, xp: ModuleType) -> None:
+        usable(xp)
+        # user 0's test item 1 appears twice, as in an event log. expected: as
+        # without the repeat (Spotlight's tocsr() sums a repeated pair into one
+        # entry), test_by_hand's MRR 2/3 and P@2 1/2; counted twice, user 0's
+        # reciprocal rank would read (1/3 + 1/3 + 1) / 3 = 5/9
+        repeated = Interactions(
+            np.concatenate([RANKING_TEST.users, [0]]),
+            np.concatenate([RANKING_TEST.items, [1]]),
+            None,
+            RANKING_TEST.n_users,
+            RANKING_TEST.n_items,
+        )
+        scores = support.asarray(xp, RANKING_SCORES, xp.float32)
+        ranking = ranking_metrics(scores, RANKING_TRAIN, repeated, xp=xp, k=2)
+        assert ranking.mrr == pytest.approx(2 / 3, rel=1e-6)
+        assert ranking.precision_at_k == pytest.approx(0.5, rel=1e-6)
+
     def test_default_k_is_10(self, xp: ModuleType) -> None:
         usable(xp)
         scores = support.asarray(xp, RANKING_SCORES, xp.float32)
         ranking = ranking_metrics(scores, RANKING_TRAIN, RANKING_TEST, xp=xp)
-        assert ranking.precision_at_k == pytest.approx(0.2, rel=1e-6)
+        # by hand: P@10 of the 4 items, as in test_by_hand
+        assert ranking.precision_at_k == pytest.approx(0.5, rel=1e-6)
 
     def test_perfect_and_worst_scores(self, xp: ModuleType) -> None:
         usable(xp)

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Interactions", "load", "synthetic", "train_test_split"]
+__all__ = [
+    "Interactions",
+    "distinct_pairs",
+    "generator",
+    "load",
+    "synthetic",
+    "train_test_split",
+]
 
 _INT64 = np.iinfo(np.int64)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -36,6 +43,22 @@ _RATING_SLOPE = 1.0
 _RATING_NOISE = 0.5
 # Gumbel keys are drawn for this many (user, item) pairs at a time, to bound memory.
 _BLOCK_PAIRS = 1 << 22
+# What the demo draws at random, each from a stream of its own of the one --seed
+_STREAMS = ("data", "split", "tables", "batches", "random baseline")
+
+
+def generator(seed: int, purpose: str) -> np.random.Generator:
+    """NumPy's generator for ``purpose``, one of the demo's random draws, from
+    ``seed``.
+
+    Each purpose takes its own child of ``SeedSequence(seed)`` (its spawn key is
+    the purpose's place in the list), so that one seed gives every purpose
+    independent numbers: one generator seeded alike for each would repeat its
+    draws, and the model's first user table would be the synthetic users'
+    planted factors.
+    """
+    key = _STREAMS.index(purpose)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
 
 
 @dataclass(frozen=True)
@@ -177,7 +200,7 @@ def synthetic(
         msg = f"popularity_skew must be finite and non-negative, got {popularity_skew}"
         raise ValueError(msg)
 
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "data")
     user_factors = rng.standard_normal((n_users, rank))
     item_factors = rng.standard_normal((n_items, rank))
     log_popularity = -popularity_skew * np.log(rng.permutation(n_items) + 1.0)
@@ -236,12 +259,15 @@ def _sample_without_replacement(
 def train_test_split(
     data: Interactions, *, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[Interactions, Interactions]:
-    """Split each user's interactions at random into train and test.
+    """Split each user's distinct (user, item) pairs at random into train and
+    test, every copy of a pair with it.
 
-    A user with n >= 2 interactions puts ``rint(test_fraction * n)`` of them,
-    but at least 1 and at most n - 1, in test; a user with one interaction stays
-    in train. Both halves keep ``n_users``, ``n_items`` and the ratings aligned,
-    and keep the interactions in their original order.
+    A user with n >= 2 distinct items puts ``rint(test_fraction * n)`` of them,
+    but at least 1 and at most n - 1, in test; a user with one item stays in
+    train. A pair that repeats in ``data`` (an event log's repeats) goes to one
+    side whole, so that no test pair is also a training pair. Both halves keep
+    ``n_users``, ``n_items`` and the ratings aligned, and keep the interactions
+    in their original order.
 
     Parameters
     ----------
@@ -264,17 +290,32 @@ def train_test_split(
     if not 0 < test_fraction < 1:
         msg = f"test_fraction must be in (0, 1), got {test_fraction}"
         raise ValueError(msg)
-    rng = np.random.default_rng(seed)
-    per_user = np.bincount(data.users, minlength=data.n_users)
-    # np.clip applies the upper bound last, so a lone interaction stays in train
+    rng = generator(seed, "split")
+    pair_of, first_rows = distinct_pairs(data)
+    pair_users = data.users[first_rows]
+    per_user = np.bincount(pair_users, minlength=data.n_users)
+    # np.clip applies the upper bound last, so a lone item stays in train
     n_test = np.clip(np.rint(test_fraction * per_user), 1, per_user - 1)
-    # Shuffle within each user: order by user, then by a random key.
-    shuffled = np.lexsort((rng.random(len(data)), data.users))
+    # Shuffle each user's pairs: order by user, then by a random key.
+    shuffled = np.lexsort((rng.random(len(first_rows)), pair_users))
     first_of_user = np.cumsum(per_user) - per_user
-    place = np.empty(len(data), dtype=np.int64)
-    place[shuffled] = np.arange(len(data)) - first_of_user[data.users[shuffled]]
-    in_test = place < n_test[data.users]
+    place = np.empty(len(first_rows), dtype=np.int64)
+    place[shuffled] = np.arange(len(first_rows)) - first_of_user[pair_users[shuffled]]
+    in_test = (place < n_test[pair_users])[pair_of]
     return _subset(data, ~in_test), _subset(data, in_test)
+
+
+def distinct_pairs(
+    data: Interactions,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each interaction's pair, numbered in the order pairs first appear, and the
+    row where each pair first appears: without repeats, the rows themselves."""
+    pair_ids = data.users * data.n_items + data.items
+    _, first_rows, pair_of = np.unique(pair_ids, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first_rows)
+    number = np.empty_like(by_appearance)
+    number[by_appearance] = np.arange(len(by_appearance))
+    return number[pair_of], first_rows[by_appearance]
 
 
 def _subset(data: Interactions, keep: npt.NDArray[np.bool_]) -> Interactions:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import Interactions
+from .data import Interactions, distinct_pairs, generator
 
 # A rating at least this high is a like: the positive class of the logistic loss.
 LIKE_THRESHOLD = 4.0
@@ -56,9 +56,12 @@ def ranking_metrics(
     n_items)), the user's training items excluded. A test item's rank counts
     the items scored above it, and half of those tied with it (the average rank
     of a tie, as ``scipy.stats.rankdata`` gives Spotlight); a user's reciprocal
-    rank is the mean of ``1 / rank`` over their test items. Precision is the
-    share of the user's ``k`` highest-scored items (ties broken by item id) that
-    are test items. Both are averaged over the users who have test items.
+    rank is the mean of ``1 / rank`` over their test items, a pair that repeats
+    in ``test`` counted once (Spotlight's ``tocsr`` sums repeats into one
+    entry). Precision is the share of the user's ``k`` highest-scored items
+    (ties broken by item id) that are test items, of all the items where there
+    are fewer than ``k``, as Spotlight's slice of the first ``k`` gives it. Both
+    are averaged over the users who have test items.
 
     Raises
     ------
@@ -72,15 +75,17 @@ def ranking_metrics(
     # seen items sink to the bottom, never above an unseen one
     scores = xp.where(xp.asarray(_dense(train, shape)), -xp.inf, scores)
 
-    test_counts = np.bincount(test.users, minlength=train.n_users)
+    _, first_rows = distinct_pairs(test)
+    test_users, test_items = test.users[first_rows], test.items[first_rows]
+    test_counts = np.bincount(test_users, minlength=train.n_users)
     tested_users = np.flatnonzero(test_counts)
-    # each interaction's share of the mean over users of their mean reciprocal rank
-    shares = 1.0 / (test_counts[test.users] * len(tested_users))
+    # each pair's share of the mean over users of their mean reciprocal rank
+    shares = 1.0 / (test_counts[test_users] * len(tested_users))
     mrr = 0.0
-    for start in range(0, len(test), _BLOCK):
+    for start in range(0, len(test_users), _BLOCK):
         block = slice(start, start + _BLOCK)
-        rows = xp.take(scores, xp.asarray(test.users[block]), axis=0)
-        own = xp.take_along_axis(rows, xp.asarray(test.items[block])[:, None], axis=1)
+        rows = xp.take(scores, xp.asarray(test_users[block]), axis=0)
+        own = xp.take_along_axis(rows, xp.asarray(test_items[block])[:, None], axis=1)
         above = xp.sum(xp.astype(rows > own, xp.float32), axis=1)
         tied = xp.sum(xp.astype(rows == own, xp.float32), axis=1)  # itself included
         # a NaN score has no rank (and no tie with itself, which would read as 2)
@@ -90,11 +95,14 @@ def ranking_metrics(
         mrr += float(xp.sum(reciprocal_rank * share))
 
     # the standard leaves a slice past the end unspecified: fewer items than k
-    top = xp.argsort(-scores, axis=1, stable=True)[:, : min(k, train.n_items)]
+    ranked = min(k, train.n_items)
+    top = xp.argsort(-scores, axis=1, stable=True)[:, :ranked]
     relevant = xp.astype(xp.asarray(_dense(test, shape)), xp.float32)
     hits = xp.sum(xp.take_along_axis(relevant, top, axis=1), axis=1)
     precision = float(xp.sum(xp.take(hits, xp.asarray(tested_users))))
-    return Ranking(mrr=mrr, precision_at_k=precision / (k * len(tested_users)), k=k)
+    return Ranking(
+        mrr=mrr, precision_at_k=precision / (ranked * len(tested_users)), k=k
+    )
 
 
 def rmse(predicted: Array, observed: Array, *, xp: Namespace) -> float:
@@ -125,7 +133,7 @@ def predicted_outcome(loss: str, scores: Array, *, xp: Namespace) -> Array:
 
 def random_scores(n_users: int, n_items: int, *, seed: int) -> np.ndarray:
     """Uniformly random scores: the floor any model must clear."""
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "random baseline")
     return rng.random((n_users, n_items)).astype(np.float32)
 
 

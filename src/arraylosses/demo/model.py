@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from .data import generator
+
 Array = Any
 Namespace = Any
 
@@ -56,7 +58,7 @@ class Factorization:
         """Embeddings drawn from a normal distribution of standard deviation
         1/dim, as Spotlight's scaled embeddings, and zero biases; float32, drawn
         by NumPy so that every backend starts alike."""
-        rng = np.random.default_rng(seed)
+        rng = generator(seed, "tables")
         scale = 1.0 / dim
 
         def table(rows: int) -> Array:

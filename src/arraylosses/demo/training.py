@@ -18,7 +18,7 @@ import arraylosses
 
 from .. import value_and_grad
 from . import EXPLICIT, IMPLICIT
-from .data import Interactions
+from .data import Interactions, generator
 from .evaluation import observed_outcome
 from .model import Adam, Factorization
 
@@ -118,7 +118,7 @@ def train(
             msg = f"the {loss} loss needs ratings, and these interactions have none"
             raise ValueError(msg)
         targets = explicit_target(loss, data.ratings)
-    rng = np.random.default_rng(settings.seed)
+    rng = generator(settings.seed, "batches")
     model = Factorization.initial(
         data.n_users, data.n_items, settings.dim, xp=xp, seed=settings.seed
     )
