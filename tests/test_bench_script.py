@@ -1,0 +1,60 @@
+"""``benchmarks/run.py``, the runner of ``nox -s bench``, in its quick mode.
+
+Benchmarks are not tests, and nothing here reads a time. This checks that the
+runner still runs end to end, and that what it compares is what it says it
+compares: ours and the idiom agree in value, and the bare composition that its
+overhead cells subtract from a whole call is the loss's own (the same bits, and
+on PyTorch the same ATen operations in the same order), so that a change to a
+loss cannot leave the overhead measured against something else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import support
+
+pytest.importorskip("matplotlib")  # the runner draws its plot
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+LOSSES = [
+    "pointwise",
+    "bpr",
+    "hinge",
+    "adaptive_hinge",
+    "regression",
+    "poisson",
+    "logistic",
+]
+
+
+def test_quick_run_compares_like_with_like(tmp_path: Path) -> None:
+    backends = ["numpy", *(["torch"] if importlib.util.find_spec("torch") else [])]
+    arguments = ["--quick", "--backends", ",".join(backends), "--sizes", "256"]
+    arguments += ["--sequence", "none", "--memory-size", "1000"]
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=support.child_environment(),
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["backends"]) == backends
+    for name, outcome in results["backends"].items():
+        ratios = outcome["ratios"]
+        assert [cell["loss"] for cell in ratios] == LOSSES, name
+        assert all(cell["values_agree"] for cell in ratios), name
+        overhead = outcome["overhead"]
+        assert [cell["loss"] for cell in overhead] == LOSSES, name
+        assert all(cell["bare_is_the_loss"] for cell in overhead), name
+    table = (tmp_path / "results.md").read_text()
+    assert "## Dispatch and validation overhead" in table
+    assert (tmp_path / "ratios.png").stat().st_size > 0
