@@ -50,7 +50,7 @@ import idioms
 import report
 
 HERE = Path(__file__).resolve().parent
-BACKENDS = ("numpy", "torch", "jax", "torch-compile")
+BACKENDS = ("numpy", "torch", "torch-autograd", "jax", "torch-compile")
 DEFAULT_SIZES = (256, 4_096, 1_000_000)
 DEFAULT_SEQUENCE = (256, 50)
 MEMORY_SIZE = 1_000_000
@@ -327,6 +327,9 @@ class Backend:
     peak_bytes: Callable[[Fn, tuple[Any, ...]], int]
     memory_method: str
     measures_boundary: bool = False
+    measures_memory: bool = True
+    # marks the arguments a call differentiates, after conversion, where it does
+    differentiate: Callable[[str, tuple[Any, ...]], None] = lambda _loss, _args: None
     # the names of the library's own operations a call runs, in order, where the
     # library can list them
     operations: Callable[[Fn, tuple[Any, ...]], list[str]] | None = None
@@ -471,6 +474,44 @@ def _jax_backend(dispatch: str) -> Backend:
     )
 
 
+def _torch_autograd_backend() -> Backend:
+    """PyTorch eager, each side timed for its loss and the loss's gradient with
+    respect to the predictions (``torch.autograd.grad``), as a training step
+    computes them: the predictions require gradients, the observations and the
+    mask do not."""
+    import torch
+
+    eager = _torch_backend(compiled=False)
+
+    def predictions(loss: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return args[:2] if loss in idioms.IMPLICIT else args[1:2]
+
+    def differentiate(loss: str, args: tuple[Any, ...]) -> None:
+        for array in predictions(loss, args):
+            array.requires_grad_(True)
+
+    def with_gradient(loss: str, fn: Fn) -> Fn:
+        def step(*args: Any) -> Any:
+            value = fn(*args)
+            torch.autograd.grad(value, predictions(loss, args))
+            return value.detach()
+
+        return step
+
+    return Backend(
+        name="torch-autograd",
+        convert=eager.convert,
+        ours=lambda name: with_gradient(name, eager.ours(name)),
+        idiom=lambda name: with_gradient(name, eager.idiom(name)),
+        timed=lambda fn: fn,
+        peak_bytes=harness.torch_peak_bytes,
+        memory_method="not measured",
+        measures_memory=False,
+        differentiate=differentiate,
+        info=eager.info,
+    )
+
+
 def _make_backend(options: argparse.Namespace) -> Backend:
     """The backend this worker process times, ``options.worker``."""
     name = options.worker
@@ -478,6 +519,8 @@ def _make_backend(options: argparse.Namespace) -> Backend:
         return _numpy_backend()
     if name == "jax":
         return _jax_backend(options.jax_dispatch)
+    if name == "torch-autograd":
+        return _torch_autograd_backend()
     return _torch_backend(compiled=name == "torch-compile")
 
 
@@ -536,7 +579,11 @@ def _worker_main(options: argparse.Namespace) -> int:
     for shape, masked in cases:
         for loss in options.losses:
             label = {"loss": loss, **_case_fields(shape, masked)}
-            measure_memory = not masked and shape == (options.memory_size,)
+            measure_memory = (
+                backend.measures_memory
+                and not masked
+                and shape == (options.memory_size,)
+            )
             cell = _guarded(
                 backend,
                 label,
@@ -557,7 +604,7 @@ def _worker_main(options: argparse.Namespace) -> int:
                 outcome["memory"].append(memory)
                 _progress(_describe(backend.name, memory))
 
-    if options.memory_size not in options.sizes:
+    if backend.measures_memory and options.memory_size not in options.sizes:
         for loss in options.losses:
             label = {"loss": loss, **_case_fields((options.memory_size,), False)}
             cell = _guarded(backend, label, _memory_cell, backend, options, loss)
@@ -622,6 +669,7 @@ def _prepare(
         loss, shape, masked=masked, seed=_seed(options, loss, shape, masked)
     )
     args = tuple(backend.convert(array) for array in arrays)
+    backend.differentiate(loss, args)
     ours, idiom = backend.ours(loss), backend.idiom(loss)
     # the first calls also compile, under jax.jit and torch.compile
     ours_value, ours_breaks = backend.first_call(ours, args)
