@@ -230,9 +230,14 @@ def _orchestrate(options: argparse.Namespace) -> int:
     (options.out / "results.json").write_text(
         json.dumps(results, indent=1) + "\n", encoding="utf-8"
     )
-    report.plot(results, options.out / "ratios.png")
+    written = "results.md and results.json"
+    if importlib.util.find_spec("matplotlib") is None:
+        _progress("ratios.png needs matplotlib, which is not installed: not drawn")
+    else:
+        report.plot(results, options.out / "ratios.png")
+        written = "results.md, results.json and ratios.png"
     sys.stdout.write(markdown)
-    _progress(f"wrote results.md, results.json and ratios.png to {options.out}")
+    _progress(f"wrote {written} to {options.out}")
     return 1 if report.errors(results) else 0
 
 

@@ -16,10 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import support
-
-pytest.importorskip("matplotlib")  # the runner draws its plot
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 LOSSES = [
@@ -59,4 +56,6 @@ def test_quick_run_compares_like_with_like(tmp_path: Path) -> None:
         assert all(cell["bare_is_the_loss"] for cell in overhead), name
     table = (tmp_path / "results.md").read_text()
     assert "## Dispatch and validation overhead" in table
-    assert (tmp_path / "ratios.png").stat().st_size > 0
+    # the plot is drawn where matplotlib is installed (the bench session's)
+    plotted = importlib.util.find_spec("matplotlib") is not None
+    assert (tmp_path / "ratios.png").exists() == plotted
