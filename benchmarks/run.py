@@ -780,15 +780,12 @@ def _boundary(loss: str) -> Fn:
     return boundary
 
 
-def _bare(loss: str, args: tuple[Any, ...]) -> Fn:
-    """A call of ``loss`` without the package's Python layer: the library's
-    primitives that the loss runs for a mean without a mask (arraylosses'
-    private ``Backend``), composed as the loss composes them, on arrays it
-    would not cast. The public function, ``prepare``, the call's record and
-    ``finish`` are what is left out."""
-    from arraylosses._namespace import backend_of
-
-    backend = backend_of(args[0], "first")
+def _bare(loss: str, backend: Any) -> Fn:
+    """A call of ``loss`` without the package's Python layer: ``backend``'s
+    primitives (arraylosses' private ``Backend`` of the arrays) that the loss
+    runs for a mean without a mask, composed as the loss composes them, on
+    arrays it would not cast. The public function, ``prepare``, the call's
+    record and ``finish`` are what is left out."""
     xp = backend.xp
 
     def fused_or(name: str, elementwise: Fn) -> Fn:
@@ -822,11 +819,15 @@ def _bare(loss: str, args: tuple[Any, ...]) -> Fn:
 def _overhead_cell(
     backend: Backend, plan: harness.Plan, options: argparse.Namespace, loss: str
 ) -> dict[str, Any]:
+    from arraylosses._namespace import backend_of
+
     ours, idiom, args, check = _prepare(backend, options, loss, (1,), masked=False)
-    bare = _bare(loss, args)
-    # the composition must be the loss's own: the same bits, and on PyTorch the
-    # same ATen operations in the same order
-    same = bool(ours(*args) == bare(*args))
+    bare = _bare(loss, backend_of(args[0], "first"))
+    # the composition must be the loss's own: the same primitives in the same
+    # order, the same bits, and on PyTorch the same ATen operations
+    same = _primitives_called(ours, args) == _primitives_called(
+        lambda *arrays: _bare(loss, backend_of(arrays[0], "first"))(*arrays), args
+    ) and _bits(ours(*args)) == _bits(bare(*args))
     if backend.operations is not None:
         same = same and backend.operations(ours, args) == backend.operations(bare, args)
     boundary = _boundary(loss)
@@ -855,6 +856,51 @@ def _overhead_cell(
         "idiom_us": timing.median_us(3),
         **check,
     }
+
+
+def _primitives_called(fn: Fn, args: tuple[Any, ...]) -> list[str]:
+    """The names of the ``Backend`` primitives one call of ``fn`` runs, in order:
+    the call meets, through the package's cache of backends, a copy of its
+    arrays' ``Backend`` whose every primitive records its name."""
+    import dataclasses
+
+    from arraylosses import _namespace
+
+    backend = _namespace.backend_of(args[0], "first")
+    names: list[str] = []
+
+    def recorded(name: str, primitive: Fn) -> Fn:
+        def call(*arguments: Any, **options: Any) -> Any:
+            names.append(name)
+            return primitive(*arguments, **options)
+
+        return call
+
+    primitives = {
+        field.name: recorded(field.name, getattr(backend, field.name))
+        for field in dataclasses.fields(backend)
+        if field.type == "Primitive"
+    }
+    fused = {name: recorded(f"fused {name}", f) for name, f in backend.fused.items()}
+    recorder = dataclasses.replace(backend, **primitives, fused=fused)
+    key = id(type(args[0]))
+    cached = _namespace.BACKENDS.get(key)
+    _namespace.BACKENDS[key] = recorder
+    try:
+        fn(*args)
+    finally:
+        if cached is None:
+            del _namespace.BACKENDS[key]
+        else:
+            _namespace.BACKENDS[key] = cached
+    return names
+
+
+def _bits(value: Any) -> bytes:
+    """The bytes of a 0-d result: equal bits, where == would call -0.0 and 0.0 equal."""
+    import numpy as np
+
+    return np.asarray(value).tobytes()
 
 
 def _floor_cell(
