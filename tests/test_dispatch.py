@@ -264,7 +264,7 @@ def test_a_weak_typed_jax_scalar_takes_the_predictions_dtype(xp, dtype_name):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_torch_masks_alike_with_and_without_autograd(reduction):
-    # without autograd a mask multiplies the loss's bits; with it, where() does the work
+    # without autograd a mask multiplies the loss's bits; with it, masked_fill selects
     torch = pytest.importorskip("torch")
     first = torch.tensor([0.5, float("nan"), -1.0, 2.0], dtype=torch.float64)
     second = torch.tensor([1.0, 0.5, float("inf"), -0.5], dtype=torch.float64)

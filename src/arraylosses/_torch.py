@@ -345,5 +345,5 @@ def _times_bits(x: Array, ones: Array) -> Array:
 
 def _bits(x: Array) -> Any:
     """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
-    # autograd can't follow a bit view: tensors that carry gradients take where()
+    # autograd can't follow a bit view: tensors that carry gradients take _filled()
     return None if _differentiated(x) else _BITS.get(x.element_size())
