@@ -374,10 +374,12 @@ class TestBadArguments:
             "python -m arraylosses demo: error: unrecognized arguments: --bogus" in err
         )
 
-    def test_an_unknown_option_without_a_command(
-        self, capsys: pytest.CaptureFixture[str]
+    @pytest.mark.parametrize("arguments", [["--bogus"], ["--bogus", "demo"]])
+    def test_an_unknown_option_before_the_command(
+        self, arguments: list[str], capsys: pytest.CaptureFixture[str]
     ) -> None:
-        err = expect_usage_error(["--bogus"], capsys)
+        err = expect_usage_error(arguments, capsys)
+        assert "usage: python -m arraylosses [-h]" in err
         assert "python -m arraylosses: error: unrecognized arguments: --bogus" in err
 
     def test_data_unknown_suffix(

@@ -39,6 +39,9 @@ import numpy as np
 import pytest
 import support
 
+from arraylosses.demo import data as demo_data
+from arraylosses.demo import evaluation as demo_evaluation
+from arraylosses.demo import model as demo_model
 from arraylosses.demo import training
 from arraylosses.demo.data import Interactions, generator, synthetic
 from arraylosses.demo.evaluation import (
@@ -653,18 +656,41 @@ class TestTrainLoop:
             assert all(b < a for a, b in itertools.pairwise(losses)), losses
             assert losses[-1] < losses[0] - 0.05 * abs(losses[0]), losses
 
-    def test_the_seed_feeds_independent_streams(self) -> None:
-        # one --seed for the data, the split, the tables, the batches and the
-        # random baseline. expected: the model's first user table is not the
-        # synthetic data's first draws (the planted user factors), as it was when
-        # both took default_rng(seed); each is reproducible from its own stream
-        seed, dim = 7, 4
-        model = Factorization.initial(10, 12, dim, xp=np_xp, seed=seed)
-        planted = generator(seed, "data").standard_normal(10 * dim)
-        drawn = np.asarray(model.users, dtype=np.float64).ravel() * dim
-        assert not np.allclose(drawn, planted, rtol=1e-5)
-        tables = generator(seed, "tables").normal(0.0, 1.0 / dim, size=(10, dim))
+    def test_each_random_draw_has_a_stream_of_its_own(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # one --seed feeds the data, the split, the first tables, the batches and
+        # the random baseline. expected: each asks generator() for a purpose of its
+        # own (one seed for all made the first user table the synthetic users'
+        # planted factors), and a purpose's stream is reproducible
+        asked: list[tuple[str, str]] = []
+        for module in (demo_data, demo_evaluation, demo_model, training):
+            real = module.generator
+
+            def recording(seed: int, purpose: str, real=real, module=module) -> Any:
+                asked.append((module.__name__.rsplit(".", 1)[1], purpose))
+                return real(seed, purpose)
+
+            monkeypatch.setattr(module, "generator", recording)
+        seed = 7
+        data = demo_data.synthetic(n_users=6, n_items=12, mean_interactions=6, seed=seed)
+        demo_data.train_test_split(data, seed=seed)
+        demo_evaluation.random_scores(6, 12, seed=seed)
+        settings = Settings(epochs=1, dim=2, batch_size=100, seed=seed)
+        trained = train("bpr", data, xp=np_xp, settings=settings)
+        assert asked == [
+            ("data", "data"),
+            ("data", "split"),
+            ("evaluation", "random baseline"),
+            ("training", "batches"),
+            ("model", "tables"),
+        ]
+        assert len({purpose for _, purpose in asked}) == len(asked)
+        # the tables, drawn again from their own stream (by hand: N(0, 1/dim))
+        model = Factorization.initial(6, 12, 2, xp=np_xp, seed=seed)
+        tables = generator(seed, "tables").normal(0.0, 1.0 / 2, size=(6, 2))
         np.testing.assert_array_equal(model.users, tables.astype(np.float32))
+        assert trained.epoch_losses  # the training ran through its batches
 
     def test_epoch_loss_is_the_mean_over_interactions(self, xp: ModuleType) -> None:
         usable(xp)

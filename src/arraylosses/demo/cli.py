@@ -53,7 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the demo's own parser, so that its errors show the demo's usage
     demo = arguments.command_parser
     if unknown:
-        demo.error(f"unrecognized arguments: {' '.join(unknown)}")
+        # an unknown option before the command is the top level's, after it the demo's
+        tokens = list(sys.argv[1:] if argv is None else argv)
+        first = tokens.index(unknown[0]) < tokens.index(arguments.command)
+        (parser if first else demo).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     try:
         return _demo(arguments, demo)
     except KeyboardInterrupt:
