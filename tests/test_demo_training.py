@@ -673,7 +673,9 @@ class TestTrainLoop:
 
             monkeypatch.setattr(module, "generator", recording)
         seed = 7
-        data = demo_data.synthetic(n_users=6, n_items=12, mean_interactions=6, seed=seed)
+        data = demo_data.synthetic(
+            n_users=6, n_items=12, mean_interactions=6, seed=seed
+        )
         demo_data.train_test_split(data, seed=seed)
         demo_evaluation.random_scores(6, 12, seed=seed)
         settings = Settings(epochs=1, dim=2, batch_size=100, seed=seed)
