@@ -45,20 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
     arguments, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # an unknown option before the command (or with none) is the top level's,
+        # after it the demo's, whose error shows the demo's usage
+        tokens = list(sys.argv[1:] if argv is None else argv)
+        command_at = (
+            len(tokens)
+            if arguments.command is None
+            else tokens.index(arguments.command)
+        )
+        top_level = tokens.index(unknown[0]) < command_at
+        culprit = parser if top_level else arguments.command_parser
+        culprit.error(f"unrecognized arguments: {' '.join(unknown)}")
     if arguments.command is None:
-        if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         parser.print_help(sys.stderr)
         return 2
     # the demo's own parser, so that its errors show the demo's usage
     demo = arguments.command_parser
-    if unknown:
-        # an unknown option before the command is the top level's, after it the demo's
-        tokens = list(sys.argv[1:] if argv is None else argv)
-        first = tokens.index(unknown[0]) < tokens.index(arguments.command)
-        (parser if first else demo).error(
-            f"unrecognized arguments: {' '.join(unknown)}"
-        )
     try:
         return _demo(arguments, demo)
     except KeyboardInterrupt:
