@@ -116,7 +116,7 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
         return predicted - observed * torch.log(predicted)
 
     def ours_cross_entropy_mean(predicted: Any, positive: Any) -> Any:
-        count = _torch._element_count(predicted.numel(), predicted.dtype)
+        count = _torch._divisor_of_mean(predicted, predicted.numel())
         summed = torch.binary_cross_entropy_with_logits(
             predicted, positive, None, None, 2
         )

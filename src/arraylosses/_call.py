@@ -89,7 +89,8 @@ class Call:
             result = self.backend.divide(total, count)
         else:
             result = reduce(loss, self.weights, self.reduction, backend=self.backend)
-        return self._in_callers_dtype(result)
+        # the cast's test in line: the call costs 0.03 µs
+        return result if self.cast_to is None else self._in_callers_dtype(result)
 
     def fused(self, loss_name: str) -> Array | None:
         """The reduced loss from the library's own call for ``loss_name``, where it
@@ -117,9 +118,11 @@ def prepare(
 ) -> Call:
     """Check one call's inputs and cast them for its math.
 
-    Every loss call pays for this function, so each attribute of each array is
-    read once and the common cases (one array type, equal dtypes, equal shapes)
-    take the shortest path; the helpers it calls otherwise raise the errors.
+    Every loss call pays for this function. The plain call (arrays of one
+    library, no mask, one real floating dtype that the math runs in, one shape
+    with elements, one device) is checked in the fewest steps; any other call,
+    and every error, takes the general path, which reads each attribute of each
+    array once and whose helpers raise the errors.
 
     Parameters
     ----------
@@ -153,9 +156,76 @@ def prepare(
             check_reduction(reduction)
     except TypeError:
         check_reduction(reduction)
-    first_name, second_name = names
     # backend_of's cache, read in line: the call would cost a twentieth of a microsecond
-    backend = BACKENDS.get(id(type(first))) or backend_of(first, first_name)
+    backend = BACKENDS.get(id(type(first)))
+    if backend is not None and mask is None and type(second) is type(first):
+        # the plain call, in the fewest steps: one floating dtype that the math runs
+        # in, one shape with elements (after the negatives' axis), one device.
+        # Anything else, every error included, takes the general path below
+        dtype, shape, second_shape = first.dtype, first.shape, second.shape
+        if second_has_negatives_axis:
+            # (k, *shape) with k > 0. A 1-D shape, the commonest, is compared by
+            # index: a slice of a torch.Size and its comparison cost 0.13 µs more
+            ndim = len(shape)
+            plain = (
+                len(second_shape) == ndim + 1
+                and second_shape[0] != 0
+                and (
+                    second_shape[1] == shape[0]
+                    if ndim == 1
+                    else second_shape[1:] == shape
+                )
+            )
+        else:
+            plain = second_shape == shape
+        plain = (
+            plain
+            and 0 not in shape
+            and second.dtype == dtype
+            and backend.floating.get(dtype) is dtype
+        )
+        if plain and backend.tracks_devices:
+            try:
+                plain = first.device == second.device
+            except AttributeError:  # arrays traced by jax.jit have none
+                plain = False
+        if plain:
+            call = Call()
+            call.backend = backend
+            call.first = first
+            call.second = second
+            call.weights = None
+            call.reduction = reduction
+            call.cast_to = None
+            call.empty = False
+            call.broadcasts = False
+            call.mask_fits = False
+            return call
+    return _prepare_in_general(
+        first,
+        second,
+        mask,
+        reduction,
+        backend or backend_of(first, names[0]),
+        names=names,
+        first_is_rating=first_is_rating,
+        second_has_negatives_axis=second_has_negatives_axis,
+    )
+
+
+def _prepare_in_general(
+    first: Array,
+    second: Array,
+    mask: Array | None,
+    reduction: str,
+    backend: Backend,
+    *,
+    names: tuple[str, str],
+    first_is_rating: bool,
+    second_has_negatives_axis: bool,
+) -> Call:
+    """:func:`prepare` for any call, once the reduction and ``backend`` are known."""
+    first_name, second_name = names
     if type(second) is not type(first):
         _check_same_library(first, first_name, second, second_name, backend)
     if mask is not None and type(mask) is not type(first):

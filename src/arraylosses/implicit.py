@@ -214,7 +214,9 @@ def hinge_loss(
     >>> round(float(hinge_loss(positive, negative)), 4)
     1.1667
     """
-    margin = as_margin(margin)
+    # as_margin's test in line, where it passes: the call costs 0.04 µs
+    if type(margin) is not float or margin - margin != 0.0:
+        margin = as_margin(margin)
     call = prepare(
         positive_predictions, negative_predictions, mask, reduction, names=_NAMES
     )
@@ -295,7 +297,9 @@ def adaptive_hinge_loss(
     >>> round(float(adaptive_hinge_loss(positive, negatives)), 4)
     1.3333
     """
-    margin = as_margin(margin)
+    # as_margin's test in line, where it passes: the call costs 0.04 µs
+    if type(margin) is not float or margin - margin != 0.0:
+        margin = as_margin(margin)
     call = prepare(
         positive_predictions,
         negative_predictions,
