@@ -761,47 +761,60 @@ def test_the_backend_is_cached_per_array_type(xp):
     assert cached == (backend_of(xp) != "array_api_strict")
 
 
-
+@pytest.mark.parametrize("masked", [False, True], ids=["no mask", "bool mask"])
 @pytest.mark.parametrize(
     ("first_shape", "second_shape", "negatives_axis"),
-    [((3,), (3,), False), ((2, 3), (2, 3), False), ((3,), (4, 3), True)]
-    + [((2, 3), (4, 2, 3), True), ((3,), (1, 3), True)],
+    [
+        ((3,), (3,), False),
+        ((2, 3), (2, 3), False),
+        ((3,), (4, 3), True),
+        ((2, 3), (4, 2, 3), True),
+        ((3,), (1, 3), True),
+    ],
 )
 def test_a_plain_call_is_prepared_as_in_general_but_in_fewer_steps(
-    xp, first_shape, second_shape, negatives_axis, monkeypatch
+    xp, first_shape, second_shape, negatives_axis, masked, monkeypatch
 ):
-    # a plain call (one library, no mask, one floating dtype, one shape, one device)
-    # takes prepare()'s short path. expected: the record that the general path makes
-    # of the same call, every field of it; and, once the array type and its dtype are
-    # cached (after a first call), no step of the general path
+    # a plain call (one library, one floating dtype, one shape, no mask or a bool one
+    # of that shape, one device) takes prepare()'s short path. expected: the record
+    # that the general path makes of the same call, every field of it; and, once the
+    # array type and its dtype are cached (after a first call), no step of the
+    # general path
     from arraylosses import _call
 
-    first = asarray(xp, np.linspace(-1.0, 1.0, math.prod(first_shape)), xp.float32)
+    size = math.prod(first_shape)
+    first = asarray(xp, np.linspace(-1.0, 1.0, size), xp.float32)
     second = asarray(xp, np.linspace(2.0, -2.0, math.prod(second_shape)), xp.float32)
     first = xp.reshape(first, first_shape)
     second = xp.reshape(second, second_shape)
-    options = {"names": ("first", "second"), "second_has_negatives_axis": negatives_axis}
+    mask = xp.reshape(asarray(xp, np.arange(size) % 2 == 0), first_shape)
+    mask = mask if masked else None
+    options = {
+        "names": ("first", "second"),
+        "second_has_negatives_axis": negatives_axis,
+    }
     in_general = _call._prepare_in_general(
         first,
         second,
-        None,
+        mask,
         "sum",
         arraylosses._namespace.backend_of(first, "first"),
         first_is_rating=False,
         **options,
     )
-    _call.prepare(first, second, None, "sum", **options)  # fills the caches
+    _call.prepare(first, second, mask, "sum", **options)  # fills the caches
     if backend_of(xp) != "array_api_strict":  # mapped on every call (see above)
 
-        def refuse(*args, **kwargs):
-            raise AssertionError("a plain call took the general path")
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            pytest.fail("a plain call took the general path")
 
         monkeypatch.setattr(_call, "_prepare_in_general", refuse)
-    plain = _call.prepare(first, second, None, "sum", **options)
+    plain = _call.prepare(first, second, mask, "sum", **options)
     # array-api-strict's Backend is made anew on each call, for one namespace
     assert plain.backend.xp is in_general.backend.xp
     for field in set(_call.Call.__slots__) - {"backend"}:
         assert getattr(plain, field) is getattr(in_general, field), field
+
 
 def test_numpy_scalars_mix_with_numpy_arrays():
     positive = np.asarray([0.5, 1.0], dtype=np.float32)

@@ -119,10 +119,11 @@ def prepare(
     """Check one call's inputs and cast them for its math.
 
     Every loss call pays for this function. The plain call (arrays of one
-    library, no mask, one real floating dtype that the math runs in, one shape
-    with elements, one device) is checked in the fewest steps; any other call,
-    and every error, takes the general path, which reads each attribute of each
-    array once and whose helpers raise the errors.
+    library, one real floating dtype that the math runs in, one shape with
+    elements, no mask or a bool one of that shape, one device) is checked in
+    the fewest steps; any other call, and every error, takes the general path,
+    which reads each attribute of each array once and whose helpers raise the
+    errors.
 
     Parameters
     ----------
@@ -158,10 +159,15 @@ def prepare(
         check_reduction(reduction)
     # backend_of's cache, read in line: the call would cost a twentieth of a microsecond
     backend = BACKENDS.get(id(type(first)))
-    if backend is not None and mask is None and type(second) is type(first):
+    if (
+        backend is not None
+        and type(second) is type(first)
+        and (mask is None or type(mask) is type(first))
+    ):
         # the plain call, in the fewest steps: one floating dtype that the math runs
-        # in, one shape with elements (after the negatives' axis), one device.
-        # Anything else, every error included, takes the general path below
+        # in, one shape with elements (after the negatives' axis), no mask or a bool
+        # one of that shape, one device. Anything else, every error included, takes
+        # the general path below
         dtype, shape, second_shape = first.dtype, first.shape, second.shape
         if second_has_negatives_axis:
             # (k, *shape) with k > 0. A 1-D shape, the commonest, is compared by
@@ -184,9 +190,14 @@ def prepare(
             and second.dtype == dtype
             and backend.floating.get(dtype) is dtype
         )
+        if plain and mask is not None:
+            plain = mask.shape == shape and backend.kind(mask.dtype) == "bool"
         if plain and backend.tracks_devices:
             try:
-                plain = first.device == second.device
+                device = first.device
+                plain = second.device == device and (
+                    mask is None or mask.device == device
+                )
             except AttributeError:  # arrays traced by jax.jit have none
                 plain = False
         if plain:
@@ -194,12 +205,12 @@ def prepare(
             call.backend = backend
             call.first = first
             call.second = second
-            call.weights = None
+            call.weights = mask
             call.reduction = reduction
             call.cast_to = None
             call.empty = False
             call.broadcasts = False
-            call.mask_fits = False
+            call.mask_fits = mask is not None
             return call
     return _prepare_in_general(
         first,
