@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import math
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -179,6 +180,9 @@ def test_two_torch_devices_are_refused():
     negative = torch.zeros(3, device="meta")  # a second device without a GPU
     with pytest.raises(ValueError, match=r"positive_predictions is on device cpu but "):
         bpr_loss(positive, negative)
+    mask = torch.ones(3, dtype=torch.bool, device="meta")
+    with pytest.raises(ValueError, match=r"cpu but mask is on device meta"):
+        bpr_loss(positive, positive, mask)
 
 
 def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
@@ -761,61 +765,6 @@ def test_the_backend_is_cached_per_array_type(xp):
     assert cached == (backend_of(xp) != "array_api_strict")
 
 
-@pytest.mark.parametrize("masked", [False, True], ids=["no mask", "bool mask"])
-@pytest.mark.parametrize(
-    ("first_shape", "second_shape", "negatives_axis"),
-    [
-        ((3,), (3,), False),
-        ((2, 3), (2, 3), False),
-        ((3,), (4, 3), True),
-        ((2, 3), (4, 2, 3), True),
-        ((3,), (1, 3), True),
-    ],
-)
-def test_a_plain_call_is_prepared_as_in_general_but_in_fewer_steps(
-    xp, first_shape, second_shape, negatives_axis, masked, monkeypatch
-):
-    # a plain call (one library, one floating dtype, one shape, no mask or a bool one
-    # of that shape, one device) takes prepare()'s short path. expected: the record
-    # that the general path makes of the same call, every field of it; and, once the
-    # array type and its dtype are cached (after a first call), no step of the
-    # general path
-    from arraylosses import _call
-
-    size = math.prod(first_shape)
-    first = asarray(xp, np.linspace(-1.0, 1.0, size), xp.float32)
-    second = asarray(xp, np.linspace(2.0, -2.0, math.prod(second_shape)), xp.float32)
-    first = xp.reshape(first, first_shape)
-    second = xp.reshape(second, second_shape)
-    mask = xp.reshape(asarray(xp, np.arange(size) % 2 == 0), first_shape)
-    mask = mask if masked else None
-    options = {
-        "names": ("first", "second"),
-        "second_has_negatives_axis": negatives_axis,
-    }
-    in_general = _call._prepare_in_general(
-        first,
-        second,
-        mask,
-        "sum",
-        arraylosses._namespace.backend_of(first, "first"),
-        first_is_rating=False,
-        **options,
-    )
-    _call.prepare(first, second, mask, "sum", **options)  # fills the caches
-    if backend_of(xp) != "array_api_strict":  # mapped on every call (see above)
-
-        def refuse(*_args: object, **_kwargs: object) -> None:
-            pytest.fail("a plain call took the general path")
-
-        monkeypatch.setattr(_call, "_prepare_in_general", refuse)
-    plain = _call.prepare(first, second, mask, "sum", **options)
-    # array-api-strict's Backend is made anew on each call, for one namespace
-    assert plain.backend.xp is in_general.backend.xp
-    for field in set(_call.Call.__slots__) - {"backend"}:
-        assert getattr(plain, field) is getattr(in_general, field), field
-
-
 def test_numpy_scalars_mix_with_numpy_arrays():
     positive = np.asarray([0.5, 1.0], dtype=np.float32)
     # expected: Spotlight's formula in float64 (support.ref_bpr), n broadcast from a scalar
@@ -832,6 +781,20 @@ def test_numpy_float64_scalars_are_0d_arrays_as_float32_ones_are():
         result = hinge_loss(scalar(1.0), scalar(0.5))
         assert result.dtype == np.dtype(scalar)
         np.testing.assert_allclose(result, ref_hinge(1.0, 0.5), rtol=1e-7)
+
+
+def test_numpy_dtypes_equal_but_not_identical_compute_alike():
+    # an unpickled array's dtype equals float32 but is another object, which prepare's
+    # test of one dtype object must not take for another dtype. expected: Spotlight's
+    # formula in float64 (support.ref_hinge), in float32
+    plain = np.asarray([1.0, -0.5, 2.0], dtype=np.float32)
+    unpickled = pickle.loads(pickle.dumps(plain))
+    assert unpickled.dtype is not plain.dtype
+    expected = ref_reduce(ref_hinge(plain[::-1], plain))
+    for first, second in ((unpickled, plain), (plain, unpickled), (plain, plain)):
+        result = hinge_loss(first[::-1], second)
+        assert result.dtype == np.float32
+        np.testing.assert_allclose(result, expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["masked array", "matrix"])

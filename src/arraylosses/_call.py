@@ -118,12 +118,9 @@ def prepare(
 ) -> Call:
     """Check one call's inputs and cast them for its math.
 
-    Every loss call pays for this function. The plain call (arrays of one
-    library, one real floating dtype that the math runs in, one shape with
-    elements, no mask or a bool one of that shape, one device) is checked in
-    the fewest steps; any other call, and every error, takes the general path,
-    which reads each attribute of each array once and whose helpers raise the
-    errors.
+    Every loss call pays for this function, so each attribute of each array is
+    read once and the common cases (one array type, equal dtypes, equal shapes)
+    take the shortest path; the helpers it calls otherwise raise the errors.
 
     Parameters
     ----------
@@ -157,102 +154,28 @@ def prepare(
             check_reduction(reduction)
     except TypeError:
         check_reduction(reduction)
-    # backend_of's cache, read in line: the call would cost a twentieth of a microsecond
-    backend = BACKENDS.get(id(type(first)))
-    if (
-        backend is not None
-        and type(second) is type(first)
-        and (mask is None or type(mask) is type(first))
-    ):
-        # the plain call, in the fewest steps: one floating dtype that the math runs
-        # in, one shape with elements (after the negatives' axis), no mask or a bool
-        # one of that shape, one device. Anything else, every error included, takes
-        # the general path below
-        dtype, shape, second_shape = first.dtype, first.shape, second.shape
-        if second_has_negatives_axis:
-            # (k, *shape) with k > 0. A 1-D shape, the commonest, is compared by
-            # index: a slice of a torch.Size and its comparison cost 0.13 µs more
-            ndim = len(shape)
-            plain = (
-                len(second_shape) == ndim + 1
-                and second_shape[0] != 0
-                and (
-                    second_shape[1] == shape[0]
-                    if ndim == 1
-                    else second_shape[1:] == shape
-                )
-            )
-        else:
-            plain = second_shape == shape
-        plain = (
-            plain
-            and 0 not in shape
-            and second.dtype == dtype
-            and backend.floating.get(dtype) is dtype
-        )
-        if plain and mask is not None:
-            plain = mask.shape == shape and backend.kind(mask.dtype) == "bool"
-        if plain and backend.tracks_devices:
-            try:
-                device = first.device
-                plain = second.device == device and (
-                    mask is None or mask.device == device
-                )
-            except AttributeError:  # arrays traced by jax.jit have none
-                plain = False
-        if plain:
-            call = Call()
-            call.backend = backend
-            call.first = first
-            call.second = second
-            call.weights = mask
-            call.reduction = reduction
-            call.cast_to = None
-            call.empty = False
-            call.broadcasts = False
-            call.mask_fits = mask is not None
-            return call
-    return _prepare_in_general(
-        first,
-        second,
-        mask,
-        reduction,
-        backend or backend_of(first, names[0]),
-        names=names,
-        first_is_rating=first_is_rating,
-        second_has_negatives_axis=second_has_negatives_axis,
-    )
-
-
-def _prepare_in_general(
-    first: Array,
-    second: Array,
-    mask: Array | None,
-    reduction: str,
-    backend: Backend,
-    *,
-    names: tuple[str, str],
-    first_is_rating: bool,
-    second_has_negatives_axis: bool,
-) -> Call:
-    """:func:`prepare` for any call, once the reduction and ``backend`` are known."""
     first_name, second_name = names
+    # backend_of's cache, read in line: the call would cost a twentieth of a microsecond
+    backend = BACKENDS.get(id(type(first))) or backend_of(first, first_name)
     if type(second) is not type(first):
         _check_same_library(first, first_name, second, second_name, backend)
     if mask is not None and type(mask) is not type(first):
         _check_same_library(first, first_name, mask, "mask", backend)
     if backend.tracks_devices:
-        # arrays traced by jax.jit have no device: getattr, and None matches None
-        device = getattr(first, "device", None)
-        if getattr(second, "device", None) != device or (
-            mask is not None and getattr(mask, "device", None) != device
-        ):
+        # the devices read directly, not by getattr(): 0.03 µs less on PyTorch
+        try:
+            device = first.device
+            one_device = second.device == device and (
+                mask is None or mask.device == device
+            )
+        except AttributeError:  # arrays traced by jax.jit have none
+            one_device = False
+        if not one_device:
             _check_same_device(first, first_name, second, second_name, mask)
 
     first_dtype, second_dtype = first.dtype, second.dtype
-    compute_dtype = backend.floating.get(
-        second_dtype
-    )  # the method's fast path, inlined
+    # the method's fast path, in line
+    compute_dtype = backend.floating.get(second_dtype)
     if compute_dtype is None:
         compute_dtype = backend.compute_dtype(second_dtype)
         if compute_dtype is None:
@@ -274,7 +197,13 @@ def _prepare_in_general(
         # the helper's test in line, where it passes: the call cost 0.08 µs (measured)
         if len(second_shape) <= len(first_shape) or second_shape[0] == 0:
             check_negatives_shape(second_name, second_shape, first_name, first_shape)
-        second_shape = second_shape[1:]
+        # (k, n) against (n,), the commonest, by index: a slice of a torch.Size
+        # and its comparison cost 0.13 µs more
+        one_axis = len(first_shape) == 1 and len(second_shape) == 2  # noqa: PLR2004
+        if one_axis and second_shape[1] == first_shape[0]:
+            second_shape = first_shape
+        else:
+            second_shape = second_shape[1:]
     broadcasts = first_shape != second_shape
     if not broadcasts:
         loss_shape = first_shape
@@ -297,17 +226,23 @@ def _prepare_in_general(
         if mask_kind != "bool" and mask_dtype != compute_dtype:
             mask = backend.xp.astype(mask, compute_dtype)
 
-    if first_dtype != compute_dtype:
-        first = backend.xp.astype(first, compute_dtype)
-    if second_dtype != compute_dtype:
-        second = backend.xp.astype(second, compute_dtype)
+    cast_to = None
+    # one dtype object throughout, the commonest call, spares three comparisons
+    # (0.05 µs on PyTorch); equal dtypes that are distinct objects compare below
+    if first_dtype is not compute_dtype or second_dtype is not compute_dtype:
+        if first_dtype != compute_dtype:
+            first = backend.xp.astype(first, compute_dtype)
+        if second_dtype != compute_dtype:
+            second = backend.xp.astype(second, compute_dtype)
+        if result_dtype != compute_dtype:
+            cast_to = result_dtype
     call = Call()
     call.backend = backend
     call.first = first
     call.second = second
     call.weights = mask
     call.reduction = reduction
-    call.cast_to = None if compute_dtype == result_dtype else result_dtype
+    call.cast_to = cast_to
     call.empty = 0 in loss_shape
     call.broadcasts = broadcasts
     call.mask_fits = mask_fits
