@@ -31,28 +31,11 @@ HERE = Path(__file__).resolve().parent
 BATCH, SEQUENCE = 256, 50
 
 
-def _prepare_of_the_explicit_losses() -> Fn:
-    """``prepare`` as the explicit losses call it, as a step of its own (through one
-    more Python call, which the harness's other steps pay too)."""
-    from arraylosses._call import prepare
-    from arraylosses.explicit import _NAMES
-
-    def prepare_ratings(
-        observed: Any, predicted: Any, mask: Any, reduction: str
-    ) -> Any:
-        return prepare(
-            observed, predicted, mask, reduction, names=_NAMES, first_is_rating=True
-        )
-
-    return prepare_ratings
-
-
 def _numpy_masked_regression() -> tuple[str, list[Step]]:
     import numpy as np
 
     from arraylosses import regression_loss
-
-    _prepare_ratings = _prepare_of_the_explicit_losses()
+    from arraylosses.explicit import _prepare_ratings
 
     rng = np.random.default_rng(0)
     observed = rng.integers(1, 6, size=(BATCH, SEQUENCE)).astype(np.float32)
@@ -101,8 +84,7 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
 
     import arraylosses
     from arraylosses import _torch
-
-    _prepare_ratings = _prepare_of_the_explicit_losses()
+    from arraylosses.explicit import _prepare_ratings
 
     generator = torch.Generator().manual_seed(0)
     predictions = torch.randn(BATCH, generator=generator)
