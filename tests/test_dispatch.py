@@ -795,6 +795,11 @@ def test_numpy_dtypes_equal_but_not_identical_compute_alike():
         result = hinge_loss(first[::-1], second)
         assert result.dtype == np.float32
         np.testing.assert_allclose(result, expected, rtol=1e-6)
+        # and the checked call holds the caller's arrays, neither cast nor copied
+        call = arraylosses._call.prepare(first, second, None, "mean", names=("a", "b"))
+        assert call.first is first
+        assert call.second is second
+        assert call.cast_to is None
 
 
 @pytest.mark.parametrize("kind", ["masked array", "matrix"])
