@@ -824,7 +824,9 @@ def _overhead_cell(
     ours, idiom, args, check = _prepare(backend, options, loss, (1,), masked=False)
     bare = _bare(loss, backend_of(args[0], "first"))
     # the composition must be the loss's own: the same primitives in the same
-    # order, the same bits, and on PyTorch the same ATen operations
+    # order, the same bits, and on PyTorch the same ATen operations. Recorded, it
+    # looks its Backend up inside the call, as the loss does, to meet the recording
+    # copy that _primitives_called puts in the cache; timed, it holds the real one
     same = _primitives_called(ours, args) == _primitives_called(
         lambda *arrays: _bare(loss, backend_of(arrays[0], "first"))(*arrays), args
     ) and _bits(ours(*args)) == _bits(bare(*args))
