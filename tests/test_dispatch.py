@@ -804,15 +804,30 @@ def test_numpy_dtypes_equal_but_not_identical_compute_alike():
 
 @pytest.mark.parametrize("kind", ["masked array", "matrix"])
 def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
-    # a masked array's mask would be ignored, a matrix's * is a matrix product
+    # a masked array's mask would be ignored, a matrix's * is a matrix product;
+    # each refusal says how to pass the same data, and only a masked array's
+    # mentions a mask
     plain = np.asarray([[0.5, 1.0]], dtype=np.float32)
     if kind == "masked array":
         odd = np.ma.array(plain, mask=[[False, True]])
+        pattern = (
+            r"is a numpy\.MaskedArray, which arraylosses can't take: pass a plain "
+            r"NumPy array, numpy\.ma\.getdata\(x\), with "
+            r"mask=~numpy\.ma\.getmaskarray\(x\)$"
+        )
+        # the hint keeps what the masked array keeps; expected: the loss of the one
+        # unmasked element alone
+        zeros = np.zeros_like(plain)
+        hinted = bpr_loss(np.ma.getdata(odd), zeros, mask=~np.ma.getmaskarray(odd))
+        assert float(hinted) == float(bpr_loss(plain[:, :1], zeros[:, :1]))
     else:
         with warnings.catch_warnings():  # NumPy means to deprecate the matrix
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             odd = np.asmatrix(plain)
-    pattern = r"is a numpy\.(MaskedArray|matrix), which arraylosses can't take"
+        pattern = (
+            r"is a numpy\.matrix, which arraylosses can't take: pass a plain NumPy "
+            r"array, numpy\.asarray\(x\)$"
+        )
     _refused_in_every_position(bpr_loss, odd, plain, pattern)
 
 

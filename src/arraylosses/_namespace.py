@@ -302,9 +302,15 @@ def _resolve(array: object, name: str) -> Backend:
         # subclasses whose operators or values the array API doesn't describe: a
         # masked array's mask would be ignored, a matrix's * is a matrix product
         if isinstance(array, numpy.ma.MaskedArray | numpy.matrix):
+            # numpy.ma's mask is True where an element is left out, ours where it counts
+            hint = (
+                "numpy.ma.getdata(x), with mask=~numpy.ma.getmaskarray(x)"
+                if isinstance(array, numpy.ma.MaskedArray)
+                else "numpy.asarray(x)"
+            )
             msg = (
-                f"{name} is {a_type(array)}, which arraylosses can't take: "
-                "pass a plain NumPy array (a masked array's mask goes in mask=)"
+                f"{name} is {a_type(array)}, which arraylosses can't take: pass a "
+                f"plain NumPy array, {hint}"
             )
             raise TypeError(msg)
         if not promotes_by_dtype(numpy):
