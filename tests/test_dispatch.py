@@ -48,6 +48,9 @@ _FORWARD_MODE_SCRIPTS = pytest.mark.filterwarnings(
 )
 IMPLICIT = (pointwise_loss, bpr_loss, hinge_loss, adaptive_hinge_loss)
 EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
+# the fewest elements with which PyTorch's logistic loss runs in place, where autograd
+# is not watching (checked against the package's own threshold below)
+IN_PLACE = 2**15
 for _loss in IMPLICIT + EXPLICIT:
     lazy_xp_function(_loss)
 
@@ -326,8 +329,7 @@ def test_margins_stay_right_past_the_cache_of_them(xp):
 @pytest.mark.parametrize("loss", EXPLICIT, ids=lambda loss: loss.__name__)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
-# 2**17: PyTorch's logistic loss in place, where autograd is not watching
-@pytest.mark.parametrize("size", [7, 4096, 2**17])
+@pytest.mark.parametrize("size", [7, 4096, IN_PLACE])
 @pytest.mark.parametrize("grad", [False, True], ids=["plain", "autograd"])
 def test_torch_explicit_losses_have_the_bits_of_spotlights_expressions(
     loss, reduction, dtype_name, size, grad
@@ -398,14 +400,39 @@ def test_torch_poisson_rounds_no_worse_than_spotlights_expression(dtype_name):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_torch_logistic_runs_in_place_from_in_place_elements(reduction):
+    # the size the tests of the in-place loss take; expected: ATen's cross-entropy
+    # one element below it, and from it the composition written into the clamp's
+    # buffer (addcmul's out=), each as its ATen operations show
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    operations: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            operations.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    for size, in_place in ((IN_PLACE - 1, False), (IN_PLACE, True)):
+        operations.clear()
+        observed, logit = torch.ones(size), torch.zeros(size)
+        with Record():
+            logistic_loss(observed, logit, reduction=reduction)
+        assert ("aten.addcmul.out" in operations) is in_place, (size, operations)
+        cross_entropy = "aten.binary_cross_entropy_with_logits.default"
+        assert (cross_entropy in operations) is not in_place, (size, operations)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_torch_logistic_in_place_stays_close_for_fractional_observations(reduction):
-    # from 2**17 elements without autograd, PyTorch's logistic loss takes x - x·z
+    # from IN_PLACE elements without autograd, PyTorch's logistic loss takes x - x·z
     # for ATen's (1 - z)·x, which differ by rounding where 0 < z < 1. expected:
     # Spotlight's formula in float64 (support.ref_logistic), to float32's tolerance
     torch = pytest.importorskip("torch")
     generator = torch.Generator().manual_seed(2)
-    observed = 3 * torch.rand(2**17, generator=generator) - 1  # a third in (0, 1)
-    logit = 20 * torch.rand(2**17, generator=generator) - 10
+    observed = 3 * torch.rand(IN_PLACE, generator=generator) - 1  # a third in (0, 1)
+    logit = 20 * torch.rand(IN_PLACE, generator=generator) - 10
     actual = logistic_loss(observed, logit, reduction=reduction)
     expected = ref_reduce(
         ref_logistic(observed.double().numpy(), logit.double().numpy()), None, reduction
@@ -416,13 +443,13 @@ def test_torch_logistic_in_place_stays_close_for_fractional_observations(reducti
 
 
 def test_torch_logistic_takes_observations_that_carry_gradients():
-    # from 2**17 elements PyTorch's logistic loss runs in place where nothing carries
+    # from IN_PLACE elements PyTorch's logistic loss runs in place where nothing carries
     # gradients; observations that do take ATen's loss. expected: the gradients of
     # Spotlight's expression (spotlight/losses.py) in PyTorch, to the bit
     torch = pytest.importorskip("torch")
     generator = torch.Generator().manual_seed(3)
-    logit = torch.randn(2**17, generator=generator)
-    observed = torch.rand(2**17, generator=generator).requires_grad_()
+    logit = torch.randn(IN_PLACE, generator=generator)
+    observed = torch.rand(IN_PLACE, generator=generator).requires_grad_()
     expected_observed = observed.detach().clone().requires_grad_()
     actual = logistic_loss(observed, logit)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -434,7 +461,7 @@ def test_torch_logistic_takes_observations_that_carry_gradients():
     assert torch.equal(observed.grad, expected_observed.grad)
 
 
-@pytest.mark.parametrize("size", [6, 2**17])
+@pytest.mark.parametrize("size", [6, IN_PLACE])
 def test_torch_losses_map_over_a_batch_axis_with_torch_func_vmap(size):
     # torch.func.vmap has no batching rule for ATen's out= calls, which PyTorch's
     # Poisson loss and large logistic loss write in place. expected: the loss of each
@@ -463,7 +490,7 @@ def test_torch_losses_map_over_a_batch_axis_with_torch_func_vmap(size):
         torch.testing.assert_close(mapped, rows, rtol=1e-6, atol=1e-6 / size)
 
 
-@pytest.mark.parametrize("size", [6, 2**17])
+@pytest.mark.parametrize("size", [6, IN_PLACE])
 def test_torch_func_transforms_of_the_losses_compile(size):
     # Dynamo traces out= calls under torch.func's transforms as errors no code can
     # catch, and hides requires_grad from the function grad() wraps: compiled, the
@@ -486,7 +513,7 @@ def test_torch_func_transforms_of_the_losses_compile(size):
 
 
 @_FORWARD_MODE_SCRIPTS
-@pytest.mark.parametrize("size", [6, 2**17])
+@pytest.mark.parametrize("size", [6, IN_PLACE])
 @pytest.mark.parametrize("weights", ["none", "bool", "float"])
 def test_torch_forward_mode_derivatives_are_reverse_modes(size, weights):
     # forward mode (torch.func.jvp) marks no tensor as requiring grad, and neither a
