@@ -571,11 +571,15 @@ def test_torch_compiled_forward_mode_transforms():
     assert printed == ["True"] * 4
 
 
-@pytest.mark.parametrize("tracing", ["FakeTensorMode", "fake", "symbolic", "aot"])
+@pytest.mark.parametrize(
+    "tracing",
+    ["FakeTensorMode", "FakeTensorMode, plain inputs", "fake", "symbolic", "aot"],
+)
 def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
     # a loss traced with fake or functional tensors must neither meet the real 0-d
     # tensors kept for later calls (the tracer refuses them) nor leave its own in
-    # their place. expected: the traced result is the eager one, and eager calls
+    # their place, even where the mode takes plain tensors in and so makes its own
+    # constants. expected: the traced result is the eager one, and eager calls
     # after the trace give the same bits as before it
     torch = pytest.importorskip("torch")
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -602,12 +606,15 @@ def test_torch_tracing_leaves_the_caches_of_constants_real(tracing):
     _torch._COUNTS.clear()
     _torch._MARGINS.clear()
     for call in calls:
-        if tracing == "FakeTensorMode":
+        if tracing.startswith("FakeTensorMode"):
             from torch._subclasses.fake_tensor import FakeTensorMode
 
-            with FakeTensorMode() as mode:
-                fakes = [mode.from_tensor(t) for t in (first, second, mask)]
-                assert call(*fakes).shape == ()
+            plain_inputs = tracing.endswith("plain inputs")
+            with FakeTensorMode(allow_non_fake_inputs=plain_inputs) as mode:
+                inputs = (first, second, mask)
+                if not plain_inputs:
+                    inputs = tuple(mode.from_tensor(t) for t in inputs)
+                assert call(*inputs).shape == ()
             continue
         if tracing == "aot":
             from functorch.compile import aot_function, nop

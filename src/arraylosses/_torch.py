@@ -182,7 +182,14 @@ def _constant(value: float, dtype: Any) -> Array:
 
 
 def _keep(cache: dict[Any, Array], key: Any, constant: Array) -> Array:
-    """Store ``constant`` under ``key`` in ``cache``, emptied when full, and return it."""
+    """Store ``constant`` under ``key`` in ``cache``, emptied when full, and return it.
+
+    A constant that is not a plain tensor serves its own call only: a dispatch mode
+    that lets plain tensors in (``FakeTensorMode(allow_non_fake_inputs=True)``) makes
+    its own kind of tensor of it, which later calls outside the mode would meet.
+    """
+    if type(constant) is not torch.Tensor:
+        return constant
     if len(cache) >= _MOST_CONSTANTS:
         cache.clear()
     cache[key] = constant
