@@ -839,30 +839,67 @@ def test_numpy_dtypes_equal_but_not_identical_compute_alike():
 @pytest.mark.parametrize("kind", ["masked array", "matrix"])
 def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
     # a masked array's mask would be ignored, a matrix's * is a matrix product;
-    # each refusal says how to pass the same data, and only a masked array's
-    # mentions a mask
+    # expected: a TypeError naming the argument and the plain array to pass instead
     plain = np.asarray([[0.5, 1.0]], dtype=np.float32)
     if kind == "masked array":
         odd = np.ma.array(plain, mask=[[False, True]])
-        pattern = (
-            r"is a numpy\.MaskedArray, which arraylosses can't take: pass a plain "
-            r"NumPy array, numpy\.ma\.getdata\(x\), with "
-            r"mask=~numpy\.ma\.getmaskarray\(x\)$"
-        )
-        # the hint keeps what the masked array keeps; expected: the loss of the one
-        # unmasked element alone
-        zeros = np.zeros_like(plain)
-        hinted = bpr_loss(np.ma.getdata(odd), zeros, mask=~np.ma.getmaskarray(odd))
-        assert float(hinted) == float(bpr_loss(plain[:, :1], zeros[:, :1]))
+        refused = r"is a numpy\.MaskedArray, which arraylosses can't take: pass "
+
+        def hint(name):
+            if name == "mask":
+                return r"numpy\.ma\.filled\(mask, 0\), which leaves its masked entries out$"
+            return (
+                rf"numpy\.ma\.getdata\({name}\) with "
+                rf"mask=~numpy\.ma\.getmaskarray\({name}\), and-ed with any other mask$"
+            )
     else:
         with warnings.catch_warnings():  # NumPy means to deprecate the matrix
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             odd = np.asmatrix(plain)
-        pattern = (
-            r"is a numpy\.matrix, which arraylosses can't take: pass a plain NumPy "
-            r"array, numpy\.asarray\(x\)$"
-        )
-    _refused_in_every_position(bpr_loss, odd, plain, pattern)
+        refused = r"is a numpy\.matrix, which arraylosses can't take: pass "
+
+        def hint(name):
+            return rf"numpy\.asarray\({name}\)$"
+
+    for name, args in (
+        ("positive_predictions", (odd, plain)),
+        ("negative_predictions", (plain, odd)),
+        ("mask", (plain, plain, odd)),
+    ):
+        with pytest.raises(TypeError, match=f"^{name} {refused}{hint(name)}"):
+            bpr_loss(*args)
+
+
+def test_the_hints_for_numpy_masked_arrays_keep_what_they_keep():
+    # the conversions a refused masked array's message names. expected: the loss of
+    # the elements left in, alone (the masked-out ones hold values that would show)
+    predictions = np.ma.array(
+        np.asarray([0.5, 1.0, 2.0, -1.0], dtype=np.float32),
+        mask=[False, True, False, True],
+    )
+    zeros = np.zeros(4, dtype=np.float32)
+    kept = bpr_loss(np.asarray([0.5, 2.0], dtype=np.float32), zeros[:2])
+    data_hint = bpr_loss(
+        np.ma.getdata(predictions), zeros, mask=~np.ma.getmaskarray(predictions)
+    )
+    assert float(data_hint) == float(kept)
+    # and-ed with a mask of the caller's, which leaves the 2.0 out as well
+    own = np.asarray([True, True, False, True])
+    both = bpr_loss(
+        np.ma.getdata(predictions), zeros, mask=~np.ma.getmaskarray(predictions) & own
+    )
+    assert float(both) == float(bpr_loss(predictions.data[:1], zeros[:1]))
+    # weights as a masked array: its masked entries weigh 0, whatever they hold
+    weights = np.ma.array(
+        np.asarray([1.0, 2.0, 0.0, 3.0]), mask=[False, False, False, True]
+    )
+    data = np.ma.getdata(predictions)
+    weighted = bpr_loss(data, zeros, np.ma.filled(weights, 0))
+    assert float(weighted) == float(bpr_loss(data[:3], zeros[:3], weights.data[:3]))
+    # a bool mask as a masked array: its masked entries are left out
+    flags = np.ma.array(np.ones(4, dtype=bool), mask=[False, True, True, False])
+    flagged = bpr_loss(data, zeros, np.ma.filled(flags, 0))
+    assert float(flagged) == float(bpr_loss(data[[0, 3]], zeros[:2]))
 
 
 def _refused_in_every_position(loss, odd, plain, pattern):

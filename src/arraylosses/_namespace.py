@@ -302,15 +302,9 @@ def _resolve(array: object, name: str) -> Backend:
         # subclasses whose operators or values the array API doesn't describe: a
         # masked array's mask would be ignored, a matrix's * is a matrix product
         if isinstance(array, numpy.ma.MaskedArray | numpy.matrix):
-            # numpy.ma's mask is True where an element is left out, ours where it counts
-            hint = (
-                "numpy.ma.getdata(x), with mask=~numpy.ma.getmaskarray(x)"
-                if isinstance(array, numpy.ma.MaskedArray)
-                else "numpy.asarray(x)"
-            )
             msg = (
-                f"{name} is {a_type(array)}, which arraylosses can't take: pass a "
-                f"plain NumPy array, {hint}"
+                f"{name} is {a_type(array)}, which arraylosses can't take: "
+                f"{_plain_numpy_hint(array, name, numpy)}"
             )
             raise TypeError(msg)
         if not promotes_by_dtype(numpy):
@@ -428,6 +422,20 @@ def _resolve(array: object, name: str) -> Backend:
         divide=primitives["divide"],
         fused=fused,
         tracks_devices=tracks_devices,
+    )
+
+
+def _plain_numpy_hint(array: object, name: str, numpy: types.ModuleType) -> str:
+    """How to pass the NumPy masked array or matrix ``array``, the argument ``name``,
+    as a plain array that means the same."""
+    if not isinstance(array, numpy.ma.MaskedArray):
+        return f"pass numpy.asarray({name})"
+    if name == "mask":
+        return "pass numpy.ma.filled(mask, 0), which leaves its masked entries out"
+    # numpy.ma's mask is True where an element is left out, the losses' where it counts
+    return (
+        f"pass numpy.ma.getdata({name}) with mask=~numpy.ma.getmaskarray({name}), "
+        "and-ed with any other mask"
     )
 
 

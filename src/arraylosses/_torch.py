@@ -49,9 +49,11 @@ _ATEN_SUM = _ATEN_REDUCTIONS["sum"]
 MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # from this many elements, without autograd, the logistic loss in place beats ATen's
 # cross-entropy, whose 1 - z and log σ(x)'s saved buffer take two more passes through
-# memory: 0 to 8% less time from 2**15 to 10**6 float32 elements, measured, as much
-# at 24,576 and 3 to 12% more from 2**14 down. With autograd, ATen's own gradient
-# σ(x) - z keeps the tiny gradients that the composition's chain rule would round away
+# memory. Through the whole call on float32 elements, measured in three interleaved
+# runs: 1 to 6% less time at 2**15, 3 to 8% at 2**16 and 0 to 8% at 2**17; within 4%
+# either way at 24,576; 3 to 7% more at 2**14 and 4 to 12% at 4,096. With autograd,
+# ATen's own gradient σ(x) - z keeps the tiny gradients that the composition's chain
+# rule would round away
 _IN_PLACE_LOGISTIC_FROM = 2**15
 # 0-d CPU tensors made once (see _constant): element counts, the divisors of a mean,
 # by count and dtype; margins by value, sign of zero and dtype. Bounded, as batch
