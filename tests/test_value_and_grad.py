@@ -1222,6 +1222,27 @@ class TestAdaptiveHingeValueAndGrad(_HingeContract):
         self.check(xp, args, mask, (value, expected), reduction="mean")
 
 
+def test_adaptive_hinge_gradients_ask_for_no_rank_promotion():
+    # JAX may be set to refuse rank promotion (jax_numpy_rank_promotion="raise"),
+    # which (k, n) negatives against (n,) positives do not ask of the loss: nor may
+    # the gradient of their maximum. expected: jax.value_and_grad's value and
+    # gradients, to float32's rounding (both share a tie's gradient equally)
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    positive = jnp.asarray([1.0, 2.0, 0.25, 2.0])
+    negatives = jnp.asarray(
+        [[0.5, -1.0, 2.0, 3.0], [-2.0, 1.5, 2.0, 3.0], [0.0, 1.0, -1.0, 0.0]]
+    )
+    with jax.numpy_rank_promotion("raise"):
+        value, gradients = al.value_and_grad(adaptive_hinge_loss)(positive, negatives)
+        expected_value, expected_gradients = jax.value_and_grad(
+            adaptive_hinge_loss, argnums=(0, 1)
+        )(positive, negatives)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+    for gradient, expected in zip(gradients, expected_gradients, strict=True):
+        np.testing.assert_allclose(gradient, expected, rtol=1e-6, atol=1e-7)
+
+
 class TestRegressionValueAndGrad(_ExplicitContract):
     loss = REGRESSION
     poison = (1, math.inf)  # an infinite prediction: L = inf

@@ -292,11 +292,16 @@ def _through_maximum(
     axis 0."""
     xp = backend.xp
     d_highest = _sum_to_shape(d_highest, highest.shape, xp=xp)
-    is_highest = xp.astype(negatives == highest, negatives.dtype)
+    # the maximum's axis back in place, not left to broadcasting: JAX may be set to
+    # refuse a rank promotion (jax_numpy_rank_promotion), which the caller never asked
+    is_highest = xp.astype(
+        negatives == xp.expand_dims(highest, axis=0), negatives.dtype
+    )
     ties = xp.sum(is_highest, axis=0)
     # negatives tied for the maximum share its gradient equally, as autograd's amax;
     # a NaN maximum equals none of them, and a count of 1 there keeps every share 0
-    return is_highest * (d_highest / backend.where(ties == 0, 1.0, ties))
+    share = d_highest / backend.where(ties == 0, 1.0, ties)
+    return is_highest * xp.expand_dims(share, axis=0)
 
 
 def _like(gradient: Array, argument: Array, *, xp: Namespace) -> Array:
