@@ -571,6 +571,80 @@ def test_torch_compiled_forward_mode_transforms():
     assert printed == ["True"] * 4
 
 
+def test_torch_func_linearize_of_the_losses():
+    # torch.func.linearize records forward mode with make_fx, where PyTorch 2.13
+    # crashes the interpreter on addcmul's value=-1 (the Poisson loss's fused
+    # ŷ - y·log ŷ): a fresh interpreter keeps a crash out of this one. expected: the
+    # loss's own value (eager: torch.func.jvp's may differ in its last bit, as it does
+    # for torch.nn.functional's cross-entropy) and jvp's directional derivative, to
+    # the bit
+    pytest.importorskip("torch")
+    printed = _printed_by_a_fresh_interpreter(
+        """
+        import warnings
+        import torch
+        import arraylosses
+        generator = torch.Generator().manual_seed(5)
+        first = torch.rand(6, generator=generator, dtype=torch.float64) + 0.5
+        second = torch.rand(6, generator=generator, dtype=torch.float64) + 0.5
+        tangent = torch.randn(6, generator=generator, dtype=torch.float64)
+        for name in arraylosses.__all__:
+            loss = getattr(arraylosses, name)
+            if not name.endswith("_loss"):
+                continue
+            other = torch.stack([second, first]) if name == "adaptive_hinge_loss" else second
+            def of_first(x, loss=loss, other=other):
+                return loss(x, other)
+            with warnings.catch_warnings():  # PyTorch's constant folding warns
+                warnings.simplefilter("ignore", UserWarning)
+                value, linear = torch.func.linearize(of_first, first)
+                derivative = linear(tangent)
+            expected = torch.func.jvp(of_first, (first,), (tangent,))[1]
+            print(name, torch.equal(value, of_first(first)), torch.equal(derivative, expected))
+        """
+    )
+    losses = [name for name in arraylosses.__all__ if name.endswith("_loss")]
+    assert printed == [f"{name} True True" for name in losses]
+
+
+@pytest.mark.parametrize("tracer", ["make_fx, symbolic", "torch.jit.trace"])
+def test_torch_traced_losses_take_other_sizes(tracer):
+    # tracers whose graphs serve other sizes: make_fx with symbolic sizes, and
+    # torch.jit.trace, which records sizes as operations but plain tensors a call
+    # makes as constants: a count made once for the mean would divide the sum of
+    # every later size. expected: the graph traced with 8 elements, run on 12, gives
+    # the eager loss of the 12 (the masked mean's count is the mask's)
+    torch = pytest.importorskip("torch")
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def inputs(size):
+        generator = torch.Generator().manual_seed(size)
+        first, second = torch.rand(2, size, generator=generator) + 0.5
+        return first, second, torch.rand(size, generator=generator) > 0.3
+
+    def with_mask(loss, **options):
+        return lambda a, b, m: loss(a, b, m, **options)
+
+    def without_mask(loss, **options):
+        return lambda a, b, m: loss(a, b, **options)  # noqa: ARG005 - traced with three
+
+    calls = [
+        *(without_mask(loss) for loss in (pointwise_loss, bpr_loss, *EXPLICIT)),
+        without_mask(hinge_loss, margin=0.5),
+        lambda a, b, m: adaptive_hinge_loss(a, torch.stack([b, a - 0.25]), m),
+        *(with_mask(loss) for loss in (bpr_loss, *EXPLICIT)),
+    ]
+    for call in calls:
+        with warnings.catch_warnings():  # torch.jit.trace warns of Python values
+            warnings.simplefilter("ignore")
+            if tracer == "make_fx, symbolic":
+                traced = make_fx(call, tracing_mode="symbolic")(*inputs(8))
+            else:
+                traced = torch.jit.trace(call, inputs(8), check_trace=False)
+            actual = traced(*inputs(12))
+        assert torch.equal(actual, call(*inputs(12)))
+
+
 @pytest.mark.parametrize(
     "tracing",
     ["FakeTensorMode", "FakeTensorMode, plain inputs", "fake", "symbolic", "aot"],

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch.autograd import forward_ad
-from torch.compiler import is_compiling
+from torch.compiler import is_compiling, is_dynamo_compiling
 
 Array = Any
 
@@ -66,6 +66,9 @@ _OUTSIDE_TRANSFORMS = getattr(torch._C, "_DisableFuncTorch", contextlib.nullcont
 # PyTorch's own test for a torch.func transform in progress; were it ever gone,
 # assume one is
 _IN_TRANSFORM = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
+# PyTorch's own test for torch.jit.trace recording, the C call under
+# torch.jit.is_tracing()'s Python layer; were it ever gone, assume a trace is
+_JIT_TRACING = getattr(torch._C, "_is_tracing", lambda: True)
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -132,14 +135,22 @@ def mean(x: Array) -> Array:
 
 def _meets_made_constants(x: Array) -> bool:
     """Whether ``x`` may meet the 0-d CPU tensors this module makes once: a plain
-    tensor on the CPU, outside ``torch.compile``.
+    tensor on the CPU, outside ``torch.compile`` and ``torch.jit.trace``.
 
-    A subclass is left out: the FakeTensor, FunctionalTensor and proxy that
-    ``FakeTensorMode``, ``make_fx`` and ``aot_function`` trace with refuse a real
-    tensor beside them, and one made among them must not be kept for later calls.
+    ``torch.jit.trace`` records a made count as a constant of its graph, which would
+    then divide the mean of every size the graph is run at, where it records
+    ``torch.mean``'s count as an operation. A subclass is left out: the FakeTensor,
+    FunctionalTensor and proxy that ``FakeTensorMode``, ``make_fx``,
+    ``aot_function`` and ``torch.export`` trace with refuse a real tensor beside
+    them, and one made among them must not be kept for later calls.
     """
-    # is_compiling() first: compiled, the rest is neither needed nor guarded
-    return not is_compiling() and type(x) is torch.Tensor and x.is_cpu
+    # Dynamo's own test first: compiled, the rest is neither needed nor guarded
+    return (
+        not is_dynamo_compiling()
+        and type(x) is torch.Tensor
+        and x.is_cpu
+        and not _JIT_TRACING()
+    )
 
 
 def _differentiated(x: Array) -> bool:
@@ -217,7 +228,11 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     # forward mode refuses out= only after writing into z. _differentiated of each
     # tensor, written out so that the forward-mode check runs once on this hot path,
     # and without its test for a torch.func transform: the except below serves
-    if x.requires_grad or y.requires_grad or z.requires_grad or _forward_mode():
+    if _forward_mode():
+        # -y with addcmul's default value, the same bits as value=-1, which PyTorch
+        # 2.13 crashes on (a segmentation fault) in torch.func.linearize
+        return torch.addcmul(x, torch.neg(y), z)
+    if x.requires_grad or y.requires_grad or z.requires_grad:
         return torch.addcmul(x, y, z, value=-1)
     try:
         return torch.addcmul(x, y, z, value=-1, out=z)
@@ -359,5 +374,10 @@ def _times_bits(x: Array, ones: Array) -> Array:
 
 def _bits(x: Array) -> Any:
     """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
-    # autograd can't follow a bit view: tensors that carry gradients take _filled()
-    return None if _differentiated(x) else _BITS.get(x.element_size())
+    # autograd can't follow a bit view, nor can torch.jit.trace record one (its graph
+    # has no view to a dtype): tensors that carry gradients, and traced ones, take
+    # _filled(). torch.jit.is_tracing, not the C test: Dynamo, which compiles this
+    # path, takes the one for False and breaks the graph at the other
+    if _differentiated(x) or torch.jit.is_tracing():
+        return None
+    return _BITS.get(x.element_size())
