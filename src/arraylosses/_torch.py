@@ -376,8 +376,8 @@ def _bits(x: Array) -> Any:
     """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
     # autograd can't follow a bit view, nor can torch.jit.trace record one (its graph
     # has no view to a dtype): tensors that carry gradients, and traced ones, take
-    # _filled(). torch.jit.is_tracing, not the C test: Dynamo, which compiles this
-    # path, takes the one for False and breaks the graph at the other
-    if _differentiated(x) or torch.jit.is_tracing():
+    # _filled(). Dynamo, which compiles this path, would break the graph at the C
+    # test for a trace: its own test first
+    if _differentiated(x) or (not is_dynamo_compiling() and _JIT_TRACING()):
         return None
     return _BITS.get(x.element_size())
