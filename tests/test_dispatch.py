@@ -645,6 +645,61 @@ def test_torch_traced_losses_take_other_sizes(tracer):
         assert torch.equal(actual, call(*inputs(12)))
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
+def test_torch_export_takes_any_batch_size(strict):
+    # torch.export traces with a symbolic batch size, and any test of it in the
+    # losses' Python (the logistic loss's in-place threshold was one) would bound
+    # the sizes the program takes. expected: a program exported at 8 elements with
+    # an unbounded batch dimension gives the eager loss at 2 * IN_PLACE elements
+    # (the logistic loss to float32's rounding: eagerly it runs in place there)
+    torch = pytest.importorskip("torch")
+
+    def inputs(size):
+        generator = torch.Generator().manual_seed(size)
+        first, second = torch.rand(2, size, generator=generator) + 0.5
+        negatives = torch.stack([second, first - 0.25])
+        return first, second, negatives, torch.rand(size, generator=generator) > 0.3
+
+    calls = {
+        "bpr": lambda a, b, n, m: bpr_loss(a, b),  # noqa: ARG005
+        "adaptive_hinge": lambda a, b, n, m: adaptive_hinge_loss(a, n, m),  # noqa: ARG005
+        "regression": lambda a, b, n, m: regression_loss(a, b),  # noqa: ARG005
+        "masked regression": lambda a, b, n, m: regression_loss(a, b, m),  # noqa: ARG005
+        "logistic": lambda a, b, n, m: logistic_loss(a, b),  # noqa: ARG005
+    }
+    batch = torch.export.Dim("batch")
+    shapes = ({0: batch}, {0: batch}, {1: batch}, {0: batch})
+    for name, call in calls.items():
+
+        class Loss(torch.nn.Module):
+            def forward(self, a, b, n, m, call=call):
+                return call(a, b, n, m)
+
+        program = torch.export.export(
+            Loss(), inputs(8), dynamic_shapes=shapes, strict=strict
+        )
+        larger = inputs(2 * IN_PLACE)
+        torch.testing.assert_close(
+            program.module()(*larger), call(*larger), rtol=1e-6, atol=0, msg=name
+        )
+
+
+def test_torch_private_hooks_are_pytorchs_own():
+    # the PyTorch internals the module reads, each with a fallback that keeps calls
+    # right but slower (no cached constants, no in-place writes) should a version of
+    # PyTorch drop it: this version must give the internals themselves
+    torch = pytest.importorskip("torch")
+    from torch.autograd import forward_ad
+
+    from arraylosses import _torch
+
+    assert _torch._JIT_TRACING is torch._C._is_tracing
+    assert _torch._IN_TRANSFORM is torch._C._are_functorch_transforms_active
+    assert _torch._OUTSIDE_TRANSFORMS is torch._C._DisableFuncTorch
+    assert _torch.MSE_LOSS is torch._C._nn.mse_loss
+    assert isinstance(forward_ad._current_level, int)
+
+
 @pytest.mark.parametrize(
     "tracing",
     ["FakeTensorMode", "FakeTensorMode, plain inputs", "fake", "symbolic", "aot"],

@@ -142,9 +142,14 @@ def _meets_made_constants(x: Array) -> bool:
     ``torch.mean``'s count as an operation. A subclass is left out: the FakeTensor,
     FunctionalTensor and proxy that ``FakeTensorMode``, ``make_fx``,
     ``aot_function`` and ``torch.export`` trace with refuse a real tensor beside
-    them, and one made among them must not be kept for later calls.
+    them, and one made among them must not be kept for later calls. (A plain tensor
+    that ``torch.export`` holds as a constant of a module may meet one, which the
+    program then holds as a constant too: right, for that constant's fixed size.)
     """
-    # Dynamo's own test first: compiled, the rest is neither needed nor guarded
+    # Dynamo's own test first: compiled, the rest is neither needed nor guarded.
+    # Not is_compiling(), which the module's other tests take: it also tells
+    # torch.export's tracing without Dynamo, whose tensors are fake (a subclass,
+    # left out below), and costs 35 ns more on this path of every eager call
     return (
         not is_dynamo_compiling()
         and type(x) is torch.Tensor
@@ -278,8 +283,12 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     # positive_class, in line: the call would cost this hot path 0.05 µs
     positive = torch.clamp(observed, 0, 1)
     size = logit.numel()
-    if size >= _IN_PLACE_LOGISTIC_FROM and not (
-        is_compiling() or _differentiated(logit) or _differentiated(positive)
+    # is_compiling() before the size's test: under torch.compile and torch.export the
+    # size may be symbolic, and the test would bound the sizes the program takes
+    if (
+        not is_compiling()
+        and size >= _IN_PLACE_LOGISTIC_FROM
+        and not (_differentiated(logit) or _differentiated(positive))
     ):
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
@@ -356,13 +365,15 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
     ones = mask.to(bits)
     if is_compiling():
-        # the graph fuses the product into the sum
+        # the graph fuses the product into the sum; and an int64 count, as a test of
+        # the loss's size, which may be symbolic, would bound the sizes it takes
         loss = _times_bits(loss, ones)
+        count_dtype = torch.int64
     else:
         loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
-    # sized by the loss, not the mask: a mask that broadcasts has its count scaled up
-    # to the loss's size afterwards (_reduction), which must not wrap around
-    count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
+        # sized by the loss, not the mask: a mask that broadcasts has its count scaled
+        # up to the loss's size afterwards (_reduction), which must not wrap around
+        count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
     return torch.sum(loss), torch.sum(ones, dtype=count_dtype).clamp_min_(1)
 
 
