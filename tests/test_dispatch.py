@@ -1008,8 +1008,9 @@ def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
             if name == "mask":
                 return r"numpy\.ma\.filled\(mask, 0\), which leaves its masked entries out$"
             return (
-                rf"numpy\.ma\.getdata\({name}\) with "
-                rf"mask=~numpy\.ma\.getmaskarray\({name}\), and-ed with any other mask$"
+                rf"numpy\.ma\.getdata\({name}\) and carry its mask in mask=, which "
+                r"is True where an element counts \(numpy\.ma's is True where one is "
+                r"left out\)$"
             )
     else:
         with warnings.catch_warnings():  # NumPy means to deprecate the matrix
@@ -1029,36 +1030,50 @@ def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
             bpr_loss(*args)
 
 
-def test_the_hints_for_numpy_masked_arrays_keep_what_they_keep():
-    # the conversions a refused masked array's message names. expected: the loss of
-    # the elements left in, alone (the masked-out ones hold values that would show)
+def test_numpy_masked_arrays_pass_as_the_guide_says():
+    # the conversions of a refused masked array that its message and the guide
+    # (masks-weights-reductions.md) give. expected: the loss of the elements left
+    # in, alone (the masked-out ones hold values that would show)
     predictions = np.ma.array(
         np.asarray([0.5, 1.0, 2.0, -1.0], dtype=np.float32),
         mask=[False, True, False, True],
     )
+    data, kept = np.ma.getdata(predictions), ~np.ma.getmaskarray(predictions)
     zeros = np.zeros(4, dtype=np.float32)
-    kept = bpr_loss(np.asarray([0.5, 2.0], dtype=np.float32), zeros[:2])
-    data_hint = bpr_loss(
-        np.ma.getdata(predictions), zeros, mask=~np.ma.getmaskarray(predictions)
+    assert float(bpr_loss(data, zeros, kept)) == float(
+        bpr_loss(data[[0, 2]], zeros[:2])
     )
-    assert float(data_hint) == float(kept)
-    # and-ed with a mask of the caller's, which leaves the 2.0 out as well
+    # with a bool mask of the caller's, by &: it leaves the 2.0 out as well
     own = np.asarray([True, True, False, True])
-    both = bpr_loss(
-        np.ma.getdata(predictions), zeros, mask=~np.ma.getmaskarray(predictions) & own
+    assert float(bpr_loss(data, zeros, kept & own)) == float(
+        bpr_loss(data[:1], zeros[:1])
     )
-    assert float(both) == float(bpr_loss(predictions.data[:1], zeros[:1]))
+    # with weights of the caller's, by a product: the masked entries weigh 0
+    weights = np.asarray([1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+    assert float(bpr_loss(data, zeros, weights * kept)) == float(
+        bpr_loss(data[[0, 2]], zeros[:2], weights[[0, 2]])
+    )
     # weights as a masked array: its masked entries weigh 0, whatever they hold
-    weights = np.ma.array(
-        np.asarray([1.0, 2.0, 0.0, 3.0]), mask=[False, False, False, True]
+    masked_weights = np.ma.array(weights, mask=[False, False, False, True])
+    assert float(bpr_loss(data, zeros, np.ma.filled(masked_weights, 0))) == float(
+        bpr_loss(data[:3], zeros[:3], weights[:3])
     )
-    data = np.ma.getdata(predictions)
-    weighted = bpr_loss(data, zeros, np.ma.filled(weights, 0))
-    assert float(weighted) == float(bpr_loss(data[:3], zeros[:3], weights.data[:3]))
     # a bool mask as a masked array: its masked entries are left out
     flags = np.ma.array(np.ones(4, dtype=bool), mask=[False, True, True, False])
-    flagged = bpr_loss(data, zeros, np.ma.filled(flags, 0))
-    assert float(flagged) == float(bpr_loss(data[[0, 3]], zeros[:2]))
+    assert float(bpr_loss(data, zeros, np.ma.filled(flags, 0))) == float(
+        bpr_loss(data[[0, 3]], zeros[:2])
+    )
+    # the adaptive hinge's negatives: a masked one filled with -inf is no maximum
+    negatives = np.ma.array(
+        np.asarray([[0.5, 3.0], [2.0, -1.0]], dtype=np.float32),
+        mask=[[False, True], [False, False]],
+    )
+    positive = np.asarray([1.0, -0.5], dtype=np.float32)
+    filled = np.ma.filled(negatives, -np.inf)
+    without = np.asarray([[0.5, -1.0], [2.0, -1.0]], dtype=np.float32)
+    assert float(adaptive_hinge_loss(positive, filled)) == float(
+        adaptive_hinge_loss(positive, without)
+    )
 
 
 def _refused_in_every_position(loss, odd, plain, pattern):

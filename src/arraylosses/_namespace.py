@@ -434,8 +434,8 @@ def _plain_numpy_hint(array: object, name: str, numpy: types.ModuleType) -> str:
         return "pass numpy.ma.filled(mask, 0), which leaves its masked entries out"
     # numpy.ma's mask is True where an element is left out, the losses' where it counts
     return (
-        f"pass numpy.ma.getdata({name}) with mask=~numpy.ma.getmaskarray({name}), "
-        "and-ed with any other mask"
+        f"pass numpy.ma.getdata({name}) and carry its mask in mask=, which is True "
+        "where an element counts (numpy.ma's is True where one is left out)"
     )
 
 
