@@ -283,12 +283,14 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     # positive_class, in line: the call would cost this hot path 0.05 µs
     positive = torch.clamp(observed, 0, 1)
     size = logit.numel()
-    # is_compiling() before the size's test: under torch.compile and torch.export the
-    # size may be symbolic, and the test would bound the sizes the program takes
+    # a symbolic size (torch.compile's dynamic shapes, torch.export) is not tested:
+    # the test would bound the sizes the program takes. Dynamo takes a symbolic size
+    # for an int, and its own test comes first; is_compiling() last, as it costs more
     if (
-        not is_compiling()
+        not is_dynamo_compiling()
+        and type(size) is int
         and size >= _IN_PLACE_LOGISTIC_FROM
-        and not (_differentiated(logit) or _differentiated(positive))
+        and not (is_compiling() or _differentiated(logit) or _differentiated(positive))
     ):
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
