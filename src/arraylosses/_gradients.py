@@ -292,8 +292,9 @@ def _through_maximum(
     axis 0."""
     xp = backend.xp
     d_highest = _sum_to_shape(d_highest, highest.shape, xp=xp)
-    # the maximum's axis back in place, not left to broadcasting: JAX may be set to
-    # refuse a rank promotion (jax_numpy_rank_promotion), which the caller never asked
+    # the maximum's axis put back, not left to broadcasting: JAX may be set to refuse
+    # a rank promotion (jax_numpy_rank_promotion) that the caller's arguments never
+    # asked for
     is_highest = xp.astype(
         negatives == xp.expand_dims(highest, axis=0), negatives.dtype
     )

@@ -367,8 +367,9 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
     ones = mask.to(bits)
     if is_compiling():
-        # the graph fuses the product into the sum; and an int64 count, as a test of
-        # the loss's size, which may be symbolic, would bound the sizes it takes
+        # the graph fuses the product into the sum. The count in int64: choosing its
+        # dtype by the loss's size, which may be symbolic, would bound the sizes the
+        # program takes
         loss = _times_bits(loss, ones)
         count_dtype = torch.int64
     else:
