@@ -271,7 +271,8 @@ def test_a_weak_typed_jax_scalar_takes_the_predictions_dtype(xp, dtype_name):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_torch_masks_alike_with_and_without_autograd(reduction):
-    # without autograd a mask multiplies the loss's bits; with it, masked_fill selects
+    # without autograd a mask multiplies the loss's bits; with it, the product with the
+    # mask as floats, whose bits the mask then multiplies
     torch = pytest.importorskip("torch")
     first = torch.tensor([0.5, float("nan"), -1.0, 2.0], dtype=torch.float64)
     second = torch.tensor([1.0, 0.5, float("inf"), -0.5], dtype=torch.float64)
@@ -293,6 +294,120 @@ def test_torch_masks_alike_with_and_without_autograd(reduction):
         expected.get(reduction, elementwise),
         rtol=1e-14,  # ulps
     )
+
+
+def _masked_autograd_arguments(loss, torch, dtype):
+    """The two arguments of ``loss``, of shape (6, 5) (the negatives (3, 6, 5)), with
+    inf (a Poisson rate of 0) and NaN in the masked-out column 1; a bool mask, and
+    float weights that are 0 where it is False."""
+    generator = torch.Generator().manual_seed(7)
+    shape = (6, 5)
+    second_shape = (3, *shape) if loss is adaptive_hinge_loss else shape
+    if loss in EXPLICIT:
+        first = torch.randint(-1, 6, shape, generator=generator).to(dtype)
+        second = 3 * torch.rand(shape, generator=generator, dtype=dtype) + 0.1
+    else:
+        first = torch.randn(shape, generator=generator, dtype=dtype)
+        second = torch.randn(second_shape, generator=generator, dtype=dtype)
+    second[..., 0, 1] = 0.0 if loss is poisson_loss else math.inf
+    second[..., 1, 1] = math.nan
+    mask = torch.ones(shape, dtype=torch.bool)
+    mask[:, 1] = False
+    mask[2, 3] = False
+    weights = torch.rand(shape, generator=generator, dtype=dtype) * mask
+    return first, second, mask, weights
+
+
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighting", ["mask", "weights"])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_torch_masks_under_autograd_as_a_select_does(
+    loss, reduction, weighting, dtype_name
+):
+    # under autograd, a masked-out term is the product with the mask as floats with
+    # its bits then times the mask (inf · 0 and NaN · 0 made +0.0). expected: the
+    # bits of the loss selected by torch.where(mask, L, 0) and reduced by hand, and
+    # of its gradients and their own gradients (create_graph), where finite: the
+    # elementwise derivative × 0 is NaN where that derivative is not, as the
+    # docstring says, for a select as for the product
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, dtype_name)
+    first, second, mask, weights = _masked_autograd_arguments(loss, torch, dtype)
+    given = mask if weighting == "mask" else weights
+    count = given.sum() if weighting == "weights" else mask.sum()
+
+    def selected(*arguments):
+        terms = torch.where(mask, loss(*arguments, reduction="none"), 0.0)
+        if weighting == "weights":
+            terms = terms * weights
+        by_reduction = {"mean": lambda: terms.sum() / count, "sum": terms.sum}
+        return by_reduction.get(reduction, lambda: terms)()
+
+    # the implicit losses differentiate both arguments; the explicit, the predictions
+    arguments = [first.clone(), second.clone()]
+    outward = arguments if loss in IMPLICIT else arguments[1:]
+    for argument in outward:
+        argument.requires_grad_()
+    actual = loss(*arguments, given, reduction=reduction)
+    expected = selected(*arguments)
+    assert actual.requires_grad
+    assert actual.dtype == dtype
+    assert bool(torch.isfinite(actual).all()), actual
+    assert torch.equal(actual, expected)
+    upstream = torch.ones_like(actual)
+    gradients = [
+        torch.autograd.grad(value, outward, upstream, create_graph=True)
+        for value in (actual, expected)
+    ]
+    for actual_grad, expected_grad in zip(*gradients, strict=True):
+        finite = torch.isfinite(expected_grad)
+        assert torch.equal(torch.isfinite(actual_grad), finite)
+        assert torch.equal(actual_grad[finite], expected_grad[finite])
+    # the second derivatives of the sum of the finite first ones
+    finite_sums = [
+        sum(torch.where(torch.isfinite(g), g, 0.0).sum() for g in grads)
+        for grads in gradients
+    ]
+    second_gradients = [
+        torch.autograd.grad(total, outward, allow_unused=True) for total in finite_sums
+    ]
+    for actual_second, expected_second in zip(*second_gradients, strict=True):
+        if expected_second is None:
+            assert actual_second is None
+            continue
+        finite = torch.isfinite(expected_second)
+        assert torch.equal(actual_second[finite], expected_second[finite])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_torch_masks_under_autograd_without_a_select(reduction):
+    # expected, from the ATen operations: reverse-mode autograd on plain eager tensors
+    # keeps the masked terms by a product and a multiply of their bits, and no
+    # masked_fill; under torch.func.grad, which sees no requires_grad and whose
+    # batches a write would reach, by masked_fill alone
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    operations: list[str] = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            operations.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    positive, negative = torch.randn(4), torch.randn(4)
+    mask = torch.tensor([True, False, True, True])
+    with Record():
+        bpr_loss(positive.requires_grad_(), negative, mask, reduction=reduction)
+    assert "aten.masked_fill.Scalar" not in operations, operations
+    assert "aten.mul_.Tensor" in operations, operations
+
+    operations.clear()
+    with Record():
+        torch.func.grad(lambda p: bpr_loss(p, negative, mask).sum())(positive.detach())
+    assert "aten.masked_fill.Scalar" in operations, operations
+    assert "aten.mul_.Tensor" not in operations, operations
 
 
 def test_torch_adds_either_zero_margin_as_a_float_would():
