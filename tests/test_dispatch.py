@@ -271,8 +271,7 @@ def test_a_weak_typed_jax_scalar_takes_the_predictions_dtype(xp, dtype_name):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_torch_masks_alike_with_and_without_autograd(reduction):
-    # without autograd a mask multiplies the loss's bits; with it, the product with the
-    # mask as floats, whose bits the mask then multiplies
+    # without autograd a mask multiplies the loss's bits; with it, masked_fill selects
     torch = pytest.importorskip("torch")
     first = torch.tensor([0.5, float("nan"), -1.0, 2.0], dtype=torch.float64)
     second = torch.tensor([1.0, 0.5, float("inf"), -0.5], dtype=torch.float64)
@@ -325,29 +324,28 @@ def _masked_autograd_arguments(loss, torch, dtype):
 def test_torch_masks_under_autograd_as_a_select_does(
     loss, reduction, weighting, dtype_name
 ):
-    # under autograd, a masked-out term is the product with the mask as floats with
-    # its bits then times the mask (inf · 0 and NaN · 0 made +0.0). expected: the
-    # bits of the loss selected by torch.where(mask, L, 0) and reduced by hand, and
-    # of its gradients and their own gradients (create_graph), where finite: the
-    # elementwise derivative × 0 is NaN where that derivative is not, as the
-    # docstring says, for a select as for the product
+    # under autograd a mask selects with masked_fill. expected: the bits of the loss
+    # selected by torch.where(mask, L, 0) and reduced by hand, and of its gradients
+    # and their own gradients (create_graph), where finite: the elementwise
+    # derivative × 0 is NaN where that derivative is not, as the mask's
+    # documentation says
     torch = pytest.importorskip("torch")
     dtype = getattr(torch, dtype_name)
     first, second, mask, weights = _masked_autograd_arguments(loss, torch, dtype)
     given = mask if weighting == "mask" else weights
-    count = given.sum() if weighting == "weights" else mask.sum()
 
     def selected(*arguments):
         terms = torch.where(mask, loss(*arguments, reduction="none"), 0.0)
         if weighting == "weights":
             terms = terms * weights
-        by_reduction = {"mean": lambda: terms.sum() / count, "sum": terms.sum}
-        return by_reduction.get(reduction, lambda: terms)()
+        if reduction == "mean":
+            return terms.sum() / given.sum()
+        return terms.sum() if reduction == "sum" else terms
 
     # the implicit losses differentiate both arguments; the explicit, the predictions
     arguments = [first.clone(), second.clone()]
-    outward = arguments if loss in IMPLICIT else arguments[1:]
-    for argument in outward:
+    differentiated = arguments if loss in IMPLICIT else arguments[1:]
+    for argument in differentiated:
         argument.requires_grad_()
     actual = loss(*arguments, given, reduction=reduction)
     expected = selected(*arguments)
@@ -355,9 +353,12 @@ def test_torch_masks_under_autograd_as_a_select_does(
     assert actual.dtype == dtype
     assert bool(torch.isfinite(actual).all()), actual
     assert torch.equal(actual, expected)
-    upstream = torch.ones_like(actual)
+    # an elementwise result's incoming gradient inf where masked out (a square root
+    # of a row of zeros has one): a select passes back 0 there
+    upstream = torch.where(mask, 1.0, math.inf) if actual.ndim else torch.ones(())
+    upstream = upstream.to(dtype)
     gradients = [
-        torch.autograd.grad(value, outward, upstream, create_graph=True)
+        torch.autograd.grad(value, differentiated, upstream, create_graph=True)
         for value in (actual, expected)
     ]
     for actual_grad, expected_grad in zip(*gradients, strict=True):
@@ -370,7 +371,8 @@ def test_torch_masks_under_autograd_as_a_select_does(
         for grads in gradients
     ]
     second_gradients = [
-        torch.autograd.grad(total, outward, allow_unused=True) for total in finite_sums
+        torch.autograd.grad(total, differentiated, allow_unused=True)
+        for total in finite_sums
     ]
     for actual_second, expected_second in zip(*second_gradients, strict=True):
         if expected_second is None:
@@ -380,34 +382,19 @@ def test_torch_masks_under_autograd_as_a_select_does(
         assert torch.equal(actual_second[finite], expected_second[finite])
 
 
-@pytest.mark.parametrize("reduction", ["mean", "none"])
-def test_torch_masks_under_autograd_without_a_select(reduction):
-    # expected, from the ATen operations: reverse-mode autograd on plain eager tensors
-    # keeps the masked terms by a product and a multiply of their bits, and no
-    # masked_fill; under torch.func.grad, which sees no requires_grad and whose
-    # batches a write would reach, by masked_fill alone
+def test_torch_all_padding_mean_passes_back_zeros_through_a_square_root():
+    # the root of a masked mean over an all-padding batch (0, by the contract) has an
+    # infinite derivative there. expected: zero gradients all the same, as a select
+    # passes back 0 whatever comes in (a product with the mask would pass back
+    # inf · 0 = NaN, and poison the training run the contract keeps clean)
     torch = pytest.importorskip("torch")
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    operations: list[str] = []
-
-    class Record(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            operations.append(str(func))
-            return func(*args, **(kwargs or {}))
-
-    positive, negative = torch.randn(4), torch.randn(4)
-    mask = torch.tensor([True, False, True, True])
-    with Record():
-        bpr_loss(positive.requires_grad_(), negative, mask, reduction=reduction)
-    assert "aten.masked_fill.Scalar" not in operations, operations
-    assert "aten.mul_.Tensor" in operations, operations
-
-    operations.clear()
-    with Record():
-        torch.func.grad(lambda p: bpr_loss(p, negative, mask).sum())(positive.detach())
-    assert "aten.masked_fill.Scalar" in operations, operations
-    assert "aten.mul_.Tensor" not in operations, operations
+    observed = torch.tensor([[4.0, 2.0], [5.0, 1.0]])
+    predicted = torch.tensor([[3.5, 2.5], [4.0, 0.5]], requires_grad=True)
+    padding = torch.zeros(2, 2, dtype=torch.bool)
+    root_mean_square = torch.sqrt(regression_loss(observed, predicted, padding))
+    (gradient,) = torch.autograd.grad(root_mean_square, predicted)
+    assert root_mean_square.item() == 0.0
+    assert torch.equal(gradient, torch.zeros(2, 2))
 
 
 def test_torch_adds_either_zero_margin_as_a_float_would():

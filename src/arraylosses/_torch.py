@@ -345,38 +345,17 @@ def count(mask: Array, dtype: Any) -> Array:  # noqa: ARG001 - every count takes
 def keep(mask: Array, x: Array) -> Array:
     """``x`` where ``mask`` is True, else exactly 0, even where ``x`` is inf or NaN."""
     bits = _bits(x)
-    if bits is not None:
-        return _times_bits(x, mask.to(bits))
-    bits = _bits_beside_autograd(x)
-    if bits is not None:
-        return _product_kept(x, mask.to(bits))
-    return _filled(mask, x)
+    if bits is None:
+        return _filled(mask, x)
+    return _times_bits(x, mask.to(bits))
 
 
 def _filled(mask: Array, x: Array) -> Array:
-    """:func:`keep` where neither its bits nor :func:`_product_kept` may serve (a
-    forward-mode or torch.func transform, torch.jit.trace, torch.compile):
-    ``where(mask, x, 0)`` in values and gradients (exactly 0 flows back where
-    ``mask`` is False), by ``masked_fill``, whose CPU kernel (and its backward)
-    takes half the time of ``where``'s: 8 against 18 µs at (256, 50) float32
-    elements (measured)."""
+    """:func:`keep` for tensors that carry gradients: ``where(mask, x, 0)`` in
+    values and gradients (exactly 0 flows back where ``mask`` is False), by
+    ``masked_fill``, whose CPU kernel (and its backward) takes half the time of
+    ``where``'s: 8 against 18 µs at (256, 50) float32 elements (measured)."""
     return x.masked_fill(torch.logical_not(mask), 0.0)
-
-
-def _product_kept(x: Array, ones: Array) -> Array:
-    """:func:`keep` where reverse-mode autograd watches ``x``: the product with the
-    mask in ``x``'s dtype, whose gradient is the incoming one times 0 or 1, and the
-    product's bits then times ``ones`` (0 or 1, in the signed integer dtype of
-    ``x``'s item size), which turns a masked-out inf · 0 or NaN · 0 (NaN) into +0.0.
-
-    At (256, 50) float32 elements ``masked_fill`` takes 8.5 µs, and as much again in
-    the backward pass, where the product takes 1.7 µs each way, the mask as floats
-    2.1 and the bits' product 1.8 (measured). The product saves the mask for the
-    backward pass, not itself, so the write leaves the gradient as it was.
-    """
-    kept = x * ones.to(x.dtype)
-    kept.view(ones.dtype).mul_(ones)
-    return kept
 
 
 def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
@@ -384,25 +363,20 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     the call owns) where it can be, and :func:`count` of ``mask``."""
     bits = _bits(loss)
     if bits is None:
-        bits = _bits_beside_autograd(loss)
-        if bits is None:
-            return torch.sum(_filled(mask, loss)), count(mask, None)
-        ones = mask.to(bits)
-        loss = _product_kept(loss, ones)
+        return torch.sum(_filled(mask, loss)), count(mask, None)
+    # one conversion of the mask serves both: torch sums bools at half the speed of ints
+    ones = mask.to(bits)
+    if is_compiling():
+        # the graph fuses the product into the sum. The count in int64: choosing its
+        # dtype by the loss's size, which may be symbolic, would bound the sizes the
+        # program takes
+        loss = _times_bits(loss, ones)
+        count_dtype = torch.int64
     else:
-        # one conversion of the mask serves both: torch sums bools at half the
-        # speed of ints
-        ones = mask.to(bits)
-        if is_compiling():
-            # the graph fuses the product into the sum. The count in int64: choosing
-            # its dtype by the loss's size, which may be symbolic, would bound the
-            # sizes the program takes
-            total = torch.sum(_times_bits(loss, ones))
-            return total, torch.sum(ones, dtype=torch.int64).clamp_min_(1)
         loss.view(bits).mul_(ones)  # as in keep(), without a new tensor
-    # sized by the loss, not the mask: a mask that broadcasts has its count scaled up
-    # to the loss's size afterwards (_reduction), which must not wrap around
-    count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
+        # sized by the loss, not the mask: a mask that broadcasts has its count scaled
+        # up to the loss's size afterwards (_reduction), which must not wrap around
+        count_dtype = torch.int32 if loss.numel() <= _INT32_MAX else torch.int64
     return torch.sum(loss), torch.sum(ones, dtype=count_dtype).clamp_min_(1)
 
 
@@ -419,22 +393,5 @@ def _bits(x: Array) -> Any:
     # _filled(). Dynamo, which compiles this path, would break the graph at the C
     # test for a trace: its own test first
     if _differentiated(x) or (not is_dynamo_compiling() and _JIT_TRACING()):
-        return None
-    return _BITS.get(x.element_size())
-
-
-def _bits_beside_autograd(x: Array) -> Any:
-    """The signed integer dtype of ``x``'s item size, if :func:`_product_kept` may keep
-    ``x``: reverse-mode autograd alone watches it, on a plain tensor, in eager mode."""
-    # forward mode and torch.func's transforms (which hide requires_grad) keep
-    # masked_fill's exact zeros in their tangents and batches; torch.compile's graph
-    # fuses masked_fill, and torch.jit.trace's records no view to a dtype
-    if (
-        is_compiling()
-        or type(x) is not torch.Tensor
-        or _forward_mode()
-        or _IN_TRANSFORM()
-        or _JIT_TRACING()
-    ):
         return None
     return _BITS.get(x.element_size())
