@@ -382,19 +382,38 @@ def test_torch_masks_under_autograd_as_a_select_does(
         assert torch.equal(actual_second[finite], expected_second[finite])
 
 
-def test_torch_all_padding_mean_passes_back_zeros_through_a_square_root():
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_all_padding_mean_passes_back_zeros_through_a_square_root(loss, framework):
     # the root of a masked mean over an all-padding batch (0, by the contract) has an
-    # infinite derivative there. expected: zero gradients all the same, as a select
-    # passes back 0 whatever comes in (a product with the mask would pass back
-    # inf · 0 = NaN, and poison the training run the contract keeps clean)
-    torch = pytest.importorskip("torch")
-    observed = torch.tensor([[4.0, 2.0], [5.0, 1.0]])
-    predicted = torch.tensor([[3.5, 2.5], [4.0, 0.5]], requires_grad=True)
-    padding = torch.zeros(2, 2, dtype=torch.bool)
-    root_mean_square = torch.sqrt(regression_loss(observed, predicted, padding))
-    (gradient,) = torch.autograd.grad(root_mean_square, predicted)
-    assert root_mean_square.item() == 0.0
-    assert torch.equal(gradient, torch.zeros(2, 2))
+    # infinite derivative there. expected: zero gradients all the same, from
+    # PyTorch's autograd and jax.grad, as a select passes back 0 whatever comes in (a
+    # product with the mask would pass back inf · 0 = NaN, and poison the training
+    # run the contract keeps clean)
+    lib = pytest.importorskip(framework)
+    generator = np.random.default_rng(3)
+    shape = (4, 3)
+    second_shape = (2, *shape) if loss is adaptive_hinge_loss else shape
+    first = generator.integers(1, 6, shape) if loss in EXPLICIT else None
+    if first is None:
+        first = generator.standard_normal(shape)
+    second = generator.uniform(0.5, 2.0, second_shape)
+    if framework == "torch":
+        first, second = lib.asarray(first), lib.asarray(second).requires_grad_()
+        padding = lib.zeros(shape, dtype=lib.bool)
+        root_mean = lib.sqrt(loss(first, second, padding))
+        (gradient,) = lib.autograd.grad(root_mean, second)
+        root_mean = root_mean.detach()
+    else:
+        import jax.numpy as jnp
+
+        first, second = jnp.asarray(first), jnp.asarray(second)
+        padding = jnp.zeros(shape, dtype=bool)
+        root_mean = jnp.sqrt(loss(first, second, padding))
+        gradient = lib.grad(lambda x: jnp.sqrt(loss(first, x, padding)))(second)
+    assert float(root_mean) == 0.0
+    assert gradient.shape == second_shape
+    np.testing.assert_array_equal(np.asarray(gradient), np.zeros(second_shape))
 
 
 def test_torch_adds_either_zero_margin_as_a_float_would():
