@@ -394,8 +394,9 @@ def test_all_padding_mean_passes_back_zeros_through_a_square_root(loss, framewor
     generator = np.random.default_rng(3)
     shape = (4, 3)
     second_shape = (2, *shape) if loss is adaptive_hinge_loss else shape
-    first = generator.integers(1, 6, shape) if loss in EXPLICIT else None
-    if first is None:
+    if loss in EXPLICIT:
+        first = generator.integers(1, 6, shape)
+    else:
         first = generator.standard_normal(shape)
     second = generator.uniform(0.5, 2.0, second_shape)
     if framework == "torch":
