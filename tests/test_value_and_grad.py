@@ -1471,6 +1471,19 @@ def _skip_unless(xp: ModuleType, backend: str, what: str) -> None:
         pytest.skip(f"{what} applies to {backend} arrays only, not {name}")
 
 
+def _unknown_length(xp: ModuleType, keep: np.ndarray, *arrays: np.ndarray) -> list[Any]:
+    """Dask arrays of ``arrays``, in chunks of 4, with the elements ``keep`` selects
+    along their last axis, whose length Dask then does not know until computed."""
+    import dask.array as da
+
+    select = xp.asarray(da.from_array(keep, chunks=4))
+    selected = [
+        xp.asarray(da.from_array(array, chunks=4))[..., select] for array in arrays
+    ]
+    assert all(math.isnan(array.shape[-1]) for array in selected)
+    return selected
+
+
 def _case_values(case: Case, seed: int) -> tuple[np.ndarray, np.ndarray]:
     # (B, 1) first argument against a (B, T) second: a broadcast gradient too
     second_shape = (K, B, T) if case.loss.negatives_axis else (B, T)
@@ -1576,7 +1589,7 @@ class TestTransforms:
                 )
 
     @pytest.mark.parametrize("case", ["all-false-mask", "empty-selection"])
-    @pytest.mark.parametrize("loss", [BPR, REGRESSION], ids=["bpr", "regression"])
+    @pytest.mark.parametrize("loss", LOSSES, ids=[loss.name for loss in LOSSES])
     def test_dask_unknown_sizes_with_nothing_to_average(
         self, xp: ModuleType, loss: Loss, case: str
     ) -> None:
@@ -1584,47 +1597,39 @@ class TestTransforms:
         # that turns out empty, is 0 with gradients of 0 (the masks guide: not NaN), as for
         # arrays of known size. expected: 0 everywhere, by that rule
         _skip_unless(xp, "dask", "dask laziness")
-        import dask.array as da
-
+        negatives = (3,) if loss.negatives_axis else ()
         rng = np.random.default_rng(19)
-        first, second = draw(loss, rng, (12,), (12,), {})
-        keep = np.ones(12, dtype=bool) if case == "all-false-mask" else second > 1e9
-        select = xp.asarray(da.from_array(keep, chunks=4))
-        first_d, second_d = (
-            xp.asarray(da.from_array(a, chunks=4))[select] for a in (first, second)
-        )
-        mask_d = second_d > 1e9 if case == "all-false-mask" else None
-        assert math.isnan(second_d.shape[0])
+        first, second = draw(loss, rng, (12,), (*negatives, 12), {})
+        keep = np.full(12, case == "all-false-mask")
+        args = _unknown_length(xp, keep, first, second)
+        mask = args[0] > 1e9 if case == "all-false-mask" else None
         with support.computing_nothing():
             value, gradients = split(
-                loss, value_and_grad(getattr(al, loss.name))(first_d, second_d, mask_d)
+                loss, value_and_grad(getattr(al, loss.name))(*args, mask)
             )
-        support.assert_close(value, 0.0, xp=xp, like=second_d)
-        for gradient in gradients:
+        support.assert_close(value, 0.0, xp=xp, like=args[1])
+        for index, gradient in zip(loss.wrt, gradients, strict=True):
             computed = support.to_numpy(gradient)
-            np.testing.assert_array_equal(computed, np.zeros(int(keep.sum())))
+            kept = (first, second)[index][..., keep]
+            np.testing.assert_array_equal(computed, np.zeros_like(kept))
 
     @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
     @pytest.mark.parametrize("reduction", ["mean", "sum"])
-    @pytest.mark.parametrize("loss", [BPR, REGRESSION], ids=["bpr", "regression"])
+    @pytest.mark.parametrize("loss", LOSSES, ids=[loss.name for loss in LOSSES])
     def test_dask_unknown_chunk_sizes(
         self, xp: ModuleType, loss: Loss, reduction: str, masked: bool
     ) -> None:
         # boolean selection leaves Dask arrays whose length is unknown (NaN) until
-        # computed: the mean's divisor must then be counted lazily, not refused
+        # computed: the mean's divisor must then be counted lazily, not refused, and
+        # the adaptive hinge's maximum put back along its negatives axis without a
+        # reshape, which needs every length
         _skip_unless(xp, "dask", "dask laziness")
-        import dask.array as da
-
+        negatives = (3,) if loss.negatives_axis else ()
         rng = np.random.default_rng(18)
-        first, second = draw(loss, rng, (12,), (12,), {})
+        first, second = draw(loss, rng, (12,), (*negatives, 12), {})
         weights = rng.uniform(0.5, 2.0, 12)
-        keep = second > np.median(second)
-        select = xp.asarray(da.from_array(keep, chunks=4))
-        first_d, second_d, weights_d = (
-            xp.asarray(da.from_array(a, chunks=4))[select]
-            for a in (first, second, weights)
-        )
-        assert math.isnan(second_d.shape[0])
+        keep = rng.permutation(12) < 7
+        first_d, second_d, weights_d = _unknown_length(xp, keep, first, second, weights)
         function = value_and_grad(getattr(al, loss.name))
         with support.computing_nothing():
             value, gradients = split(
@@ -1641,7 +1646,7 @@ class TestTransforms:
         expected_value, expected_gradients = reference(
             loss,
             first[keep],
-            second[keep],
+            second[..., keep],
             weights[keep] if masked else None,
             reduction=reduction,
         )
@@ -1650,7 +1655,7 @@ class TestTransforms:
             # a length unknown until computed: namespace and dtype, then the numbers
             assert array_api_compat.array_namespace(gradient) is xp
             assert gradient.dtype == second_d.dtype
-            assert math.isnan(gradient.shape[0])
+            assert math.isnan(gradient.shape[-1])
             np.testing.assert_allclose(
                 support.to_numpy(gradient), wanted, rtol=FD_RTOL, atol=FD_ATOL
             )

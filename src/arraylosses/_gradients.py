@@ -294,15 +294,14 @@ def _through_maximum(
     d_highest = _sum_to_shape(d_highest, highest.shape, xp=xp)
     # the maximum's axis put back, not left to broadcasting: JAX may be set to refuse
     # a rank promotion (jax_numpy_rank_promotion) that the caller's arguments never
-    # asked for
-    is_highest = xp.astype(
-        negatives == xp.expand_dims(highest, axis=0), negatives.dtype
-    )
+    # asked for. By indexing, not expand_dims, which Dask makes a reshape, and a
+    # reshape needs the lengths that a boolean selection leaves unknown
+    is_highest = xp.astype(negatives == highest[None, ...], negatives.dtype)
     ties = xp.sum(is_highest, axis=0)
     # negatives tied for the maximum share its gradient equally, as autograd's amax;
     # a NaN maximum equals none of them, and a count of 1 there keeps every share 0
     share = d_highest / backend.where(ties == 0, 1.0, ties)
-    return is_highest * xp.expand_dims(share, axis=0)
+    return is_highest * share[None, ...]
 
 
 def _like(gradient: Array, argument: Array, *, xp: Namespace) -> Array:
