@@ -367,6 +367,74 @@ class TestTorchVmap:
                 leaf.grad, expected, xp=xp, like=leaf, shape=expected.shape
             )
 
+    @pytest.mark.filterwarnings(  # forward mode scripts its decompositions once
+        "ignore:`torch.jit.script` is (deprecated|not supported):DeprecationWarning"
+    )
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+    @pytest.mark.parametrize("along", ["first", "second"])
+    @pytest.mark.parametrize("mapped", ["all", "first-only", "second-only"])
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_forward_mode_under_vmap(
+        self, xp, case, mapped, along, mask_kind, reduction
+    ):
+        """``vmap`` of ``jvp``, per-row directional derivatives (what jacfwd and
+        hessian run under vmap), the tangent along one argument: where vmap maps
+        only the other, a value is batched and its tangent is not, and forward mode
+        writes a tangent in place wherever the loss writes a value in place, which
+        vmap refuses for such a pair."""
+        _skip_unless(xp, "torch", "torch.func.vmap of torch.func.jvp")
+        import torch
+
+        batch, width = 3, 5
+        in_dims = {"all": (0, 0), "first-only": (0, None), "second-only": (None, 0)}[
+            mapped
+        ]
+        rng = np.random.default_rng(41)
+        first, second = _draw(case, rng, (batch, width), batch_axis=1)
+        first, second = (
+            array if dim == 0 else array[0]
+            for array, dim in zip((first, second), in_dims, strict=True)
+        )
+        masks = {
+            "none": None,
+            "bool": rng.uniform(size=width) < 0.6,
+            "float": rng.uniform(0.0, 2.0, width),
+        }
+        mask = masks[mask_kind]
+        mask_xp = None
+        if mask is not None:
+            mask_dtype = xp.bool if mask_kind == "bool" else xp.float64
+            mask_xp = support.asarray(xp, mask, mask_dtype)
+        args = [support.asarray(xp, a, xp.float64) for a in (first, second)]
+        index = 0 if along == "first" else 1
+        tangent_shape = tuple(args[index].shape)[1 if in_dims[index] == 0 else 0 :]
+        tangent = support.asarray(xp, rng.normal(size=tangent_shape), xp.float64)
+        function = getattr(al, case.name)
+
+        def directional(f, s):
+            def along_one(x):
+                pair = (x, s) if index == 0 else (f, x)
+                return function(*pair, mask_xp, reduction=reduction, **case.kwargs)
+
+            return torch.func.jvp(along_one, (f, s)[index : index + 1], (tangent,))[1]
+
+        result = torch.func.vmap(directional, in_dims=in_dims)(*args)
+
+        # expected: jvp of the same loss row by row, without vmap (whose directional
+        # derivatives test_dispatch checks against reverse mode's)
+        rows = [
+            [
+                arg[b] if dim == 0 else arg
+                for arg, dim in zip(args, in_dims, strict=True)
+            ]
+            for b in range(batch)
+        ]
+        expected = np.stack([support.to_numpy(directional(*row)) for row in rows])
+        support.assert_close(
+            result, expected, xp=xp, like=args[1], shape=expected.shape, rtol=1e-12
+        )
+
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
     def test_compiled_vmap_over_masks_alone(self, xp, case):
         _skip_unless(xp, "torch", "torch.compile of torch.func.vmap")

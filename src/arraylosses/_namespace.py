@@ -271,9 +271,7 @@ def _resolve(array: object, name: str) -> Backend:
             "sigmoid": torch.sigmoid,
             "sigmoid_of_negative": _torch.sigmoid_of_negative,
             "sigmoid_of_difference": _torch.sigmoid_of_difference,
-            # in place on the loss's own temporary, which autograd allows: relu
-            # saves its output, not its input
-            "relu": torch.relu_,
+            "relu": _torch.relu,
             "square": _torch.square,
             "add_scalar": _torch.add_scalar,
             "add": _torch.add,

@@ -32,6 +32,7 @@ __all__ = [
     "mean",
     "positive_class",
     "regression_reduced",
+    "relu",
     "result_type",
     "sigmoid_of_difference",
     "sigmoid_of_negative",
@@ -64,7 +65,10 @@ _MOST_CONSTANTS = 64
 # PyTorch's own switch that makes a tensor outside torch.func's transforms
 _OUTSIDE_TRANSFORMS = getattr(torch._C, "_DisableFuncTorch", contextlib.nullcontext)
 # PyTorch's own test for a torch.func transform in progress; were it ever gone,
-# assume one is
+# assume one is. Under one, forward mode (jvp, jacfwd, hessian) writes a tangent in
+# place wherever it writes a value in place, and vmap refuses the write where one of
+# the two is batched and the other is not (a tangent on an argument vmap does not
+# map): the writes below that autograd allows are made out of place there
 _IN_TRANSFORM = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
 # PyTorch's own test for torch.jit.trace recording, the C call under
 # torch.jit.is_tracing()'s Python layer; were it ever gone, assume a trace is
@@ -72,15 +76,25 @@ _JIT_TRACING = getattr(torch._C, "_is_tracing", lambda: True)
 
 
 def sigmoid_of_negative(x: Array) -> Array:
-    """``σ(-x)``, in place on the negation, a new tensor: sigmoid saves its output,
-    not its input, for autograd."""
-    return torch.neg(x).sigmoid_()
+    """``σ(-x)``, in place on the negation, a new tensor (not under a torch.func
+    transform: see ``_IN_TRANSFORM``): sigmoid saves its output, not its input, for
+    autograd."""
+    negation = torch.neg(x)
+    return torch.sigmoid(negation) if _IN_TRANSFORM() else negation.sigmoid_()
 
 
 def sigmoid_of_difference(x: Array, y: Array) -> Array:
-    """``σ(x - y)``, in place on the difference, a new tensor."""
+    """``σ(x - y)``, in place on the difference, a new tensor (not under a torch.func
+    transform)."""
     # the operator, not torch.sub: torch.compile guards each global a call reads
-    return (x - y).sigmoid_()
+    difference = x - y
+    return torch.sigmoid(difference) if _IN_TRANSFORM() else difference.sigmoid_()
+
+
+def relu(x: Array) -> Array:
+    """``max(x, 0)``, in place on the loss's own temporary ``x`` (not under a
+    torch.func transform): relu saves its output, not its input, for autograd."""
+    return torch.relu(x) if _IN_TRANSFORM() else torch.relu_(x)
 
 
 def add(x: Array, y: Array) -> Array:
@@ -126,11 +140,14 @@ def mean(x: Array) -> Array:
     On a CPU, ATen's mean is a sum then an in-place division by the element count,
     which it first turns from an int into a tensor of ``x``'s dtype on every call:
     about a microsecond, over a quarter of the mean's time at 256 elements. Here the
-    count's tensor is made once. ``torch.compile``, tracing modes and other devices
+    count's tensor is made once. ``torch.compile``, tracing modes, other devices and
+    torch.func's transforms (whose forward mode would divide a tangent in place)
     take ``torch.mean`` itself.
     """
     count = _divisor_of_mean(x, x.numel())
-    return torch.mean(x) if count is None else torch.sum(x).div_(count)
+    if count is None or _IN_TRANSFORM():
+        return torch.mean(x)
+    return torch.sum(x).div_(count)
 
 
 def _meets_made_constants(x: Array) -> bool:
@@ -255,8 +272,9 @@ def max_over_first_axis(x: Array) -> Array:
 
 
 def divide(x: Array, y: Array) -> Array:
-    """``x / y``, in place on ``x``, which has the quotient's shape and dtype."""
-    return x.div_(y)
+    """``x / y``, in place on ``x``, which has the quotient's shape and dtype (not
+    under a torch.func transform)."""
+    return x / y if _IN_TRANSFORM() else x.div_(y)
 
 
 def result_type(x: Array, y: Array) -> Any:
@@ -303,7 +321,9 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
         return torch.binary_cross_entropy_with_logits(
             logit, positive, None, None, _ATEN_REDUCTIONS[reduction]
         )
-    # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
+    # ATen's sum ÷ the count made once: the bits of its mean, without its conversion.
+    # In place under a torch.func transform too: each element's tangent depends on
+    # both arguments, so it is batched wherever its value is
     return torch.binary_cross_entropy_with_logits(
         logit, positive, None, None, _ATEN_SUM
     ).div_(count)
