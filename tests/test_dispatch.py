@@ -806,6 +806,81 @@ def test_torch_export_takes_any_batch_size(strict):
         )
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+def test_torch_export_batch_dimension_beside_broadcast_arguments(loss, strict):
+    # a (T,) first argument, mask or weights broadcast against (B, T) arguments with
+    # a symbolic B: a shape compared item by item with one of another rank would
+    # compare B with T, and non-strict tracing (torch.export's default) would then
+    # specialise the program to B != T. expected: a program exported at B = 6 gives
+    # the eager loss at B = T = 4 and at B = 9
+    torch = pytest.importorskip("torch")
+    width = 4
+
+    def inputs(batch, broadcast):
+        generator = torch.Generator().manual_seed(batch)
+        first, second = torch.rand(2, batch, width, generator=generator) + 0.5
+        if loss is adaptive_hinge_loss:
+            second = torch.stack([second, first - 0.25])
+        mask = None
+        if broadcast == "first":
+            first = first[0]
+        elif broadcast == "bool mask":
+            mask = torch.tensor([True, False, True, True])
+        else:
+            mask = torch.tensor([1.0, 0.0, 2.0, 0.5])
+        return first, second, mask
+
+    batch = torch.export.Dim("batch", min=2)
+    second_dims = {1: batch} if loss is adaptive_hinge_loss else {0: batch}
+    for broadcast in ("first", "bool mask", "weights"):
+        first_dims = None if broadcast == "first" else {0: batch}
+        for reduction in ("mean", "sum", "none"):
+
+            class Loss(torch.nn.Module):
+                def forward(self, first, second, mask, reduction=reduction):
+                    return loss(first, second, mask, reduction=reduction)
+
+            program = torch.export.export(
+                Loss(),
+                inputs(6, broadcast),
+                dynamic_shapes=(first_dims, second_dims, None),
+                strict=strict,
+            )
+            for size in (width, 9):
+                arguments = inputs(size, broadcast)
+                torch.testing.assert_close(
+                    program.module()(*arguments),
+                    loss(*arguments, reduction=reduction),
+                    rtol=1e-6,
+                    atol=0,
+                    msg=f"{broadcast}, {reduction}, batch {size}",
+                )
+
+
+def test_torch_export_poisson_gradient_beside_a_broadcast_observation():
+    # value_and_grad's Poisson rule tests the shapes for a broadcast too (see the
+    # test above). expected: a program exported at B = 6 gives the eager value and
+    # gradient at B = T = 4
+    torch = pytest.importorskip("torch")
+    function = arraylosses.value_and_grad(poisson_loss)
+
+    class Loss(torch.nn.Module):
+        def forward(self, observed, rate):
+            return function(observed, rate)
+
+    def inputs(batch):
+        generator = torch.Generator().manual_seed(batch)
+        return torch.rand(4, generator=generator), torch.rand(batch, 4) + 0.5
+
+    batch = torch.export.Dim("batch", min=2)
+    program = torch.export.export(Loss(), inputs(6), dynamic_shapes=(None, {0: batch}))
+    arguments = inputs(4)
+    torch.testing.assert_close(
+        program.module()(*arguments), function(*arguments), rtol=1e-6, atol=0
+    )
+
+
 def test_torch_private_hooks_are_pytorchs_own():
     # the PyTorch internals the module reads, each with a fallback that keeps calls
     # right but slower (no cached constants, no in-place writes) should a version of

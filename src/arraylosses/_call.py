@@ -210,7 +210,10 @@ def prepare(
                     second_name, second_shape, first_name, first_shape
                 )
             second_shape = second_shape[1:]
-    broadcasts = first_shape != second_shape
+    # the ranks first, here and below: compared item by item, shapes of two ranks
+    # would compare a symbolic size (torch.export's) with that of another axis, and
+    # the program would be specialised to sizes that differ from it
+    broadcasts = len(first_shape) != len(second_shape) or first_shape != second_shape
     if not broadcasts:
         loss_shape = first_shape
     else:
@@ -225,7 +228,7 @@ def prepare(
         if mask_kind == "other":
             _refuse_dtype("mask", mask_dtype, "a bool, integer or real floating dtype")
         mask_shape = mask.shape
-        if mask_shape != loss_shape:
+        if len(mask_shape) != len(loss_shape) or mask_shape != loss_shape:
             check_mask_shape(mask_shape, loss_shape)
         elif mask_kind == "bool":
             mask_fits = True

@@ -79,7 +79,8 @@ def _poisson(
         rate = xp.exp(predicted)
         return rate - y * predicted, rate - y
     derivative = 1 - y / predicted
-    if y.shape != predicted.shape:
+    # the ranks first: see prepare()
+    if len(y.shape) != len(predicted.shape) or y.shape != predicted.shape:
         return predicted - y * xp.log(predicted), derivative
     # as poisson_loss computes it, to the bit: one fused multiply-add on PyTorch
     return backend.subtract_product(predicted, y, xp.log(predicted)), derivative

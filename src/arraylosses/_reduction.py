@@ -96,7 +96,8 @@ def _count_at_broadcast_shape(
     count: Array, weights: Array, loss: Array, *, backend: Backend
 ) -> Array:
     """``count`` (the weights' sum) as if the weights were broadcast to ``loss``."""
-    if weights.shape == loss.shape:
+    # the ranks first: see prepare()
+    if len(weights.shape) == len(loss.shape) and weights.shape == loss.shape:
         return count
     full, own = known_size(loss.shape), known_size(weights.shape)
     if full is None or own is None:

@@ -291,7 +291,8 @@ def positive_class(observed: Array) -> Array:
 
 def logistic(observed: Array, logit: Array) -> Array:
     """Spotlight's logistic loss of each element."""
-    if observed.shape != logit.shape:  # the fused kernel takes no broadcasting
+    # the fused kernel takes no broadcasting. The ranks first: see prepare()
+    if len(observed.shape) != len(logit.shape) or observed.shape != logit.shape:
         logit, observed = torch.broadcast_tensors(logit, observed)
     return logistic_reduced(observed, logit, "none")
 
