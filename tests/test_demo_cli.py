@@ -24,7 +24,7 @@ import pytest
 import support
 
 import arraylosses
-from arraylosses.demo import cli, training
+from arraylosses.demo import cli, evaluation, training
 from arraylosses.demo.cli import main
 from arraylosses.demo.data import synthetic
 
@@ -231,7 +231,7 @@ class TestDemo:
 
 
 def training_raises(
-    monkeypatch: pytest.MonkeyPatch, error: type[BaseException]
+    monkeypatch: pytest.MonkeyPatch, error: BaseException | type[BaseException]
 ) -> None:
     """Make the demo's training raise ``error``, as if it arose during a run."""
 
@@ -437,6 +437,51 @@ class TestBadArguments:
         assert f"--plot: {plot} must end in .png" in err
         assert list(tmp_path.iterdir()) == []
 
+    def test_plot_must_not_be_a_folder(
+        self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        plot = tmp_path / "curves.png"
+        plot.mkdir()
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--plot", str(plot)], capsys
+        )
+        assert f"--plot: {plot} is a folder" in err
+
+    @pytest.mark.skipif(
+        not Path("/proc/self").is_dir(),
+        reason="needs Linux's /proc, where no file can be made",
+    )
+    def test_plot_must_be_writable(
+        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # not a read-only folder: these tests may run as root, which writes anywhere
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--plot", "/proc/curves.png"], capsys
+        )
+        assert "--plot: cannot write /proc/curves.png (" in err
+
+    def test_plot_that_fails_after_training_says_so(
+        self,
+        tiny: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # a disk that fills during the run, say. expected: the tables, then exit 1
+        pytest.importorskip("matplotlib")
+
+        def failing(*_: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(cli, "_plot", failing)
+        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "1"]
+        with pytest.raises(SystemExit) as raised:
+            main([*arguments, "--plot", str(tmp_path / "curves.png")])
+        assert raised.value.code == 1
+        out, err = capsys.readouterr()
+        assert IMPLICIT_TITLE in out
+        assert "error: --plot: [Errno 28] No space left on device" in err
+
     def test_plot_needs_an_existing_folder(
         self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -520,19 +565,126 @@ class TestBadArguments:
         assert "training with the bpr loss diverged" in err
         assert "; try a smaller --learning-rate (now 1e+30)" in err
 
+    # NumPy warns of the overflow in the model's updates, which the run shows as is
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+    def test_parameters_that_diverge_in_the_last_update_stop_the_run(
+        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # one batch, one epoch: the one update comes after the one loss, which stays
+        # finite, and sends the parameters to inf or NaN. expected: exit status 1
+        with pytest.raises(SystemExit) as raised:
+            main(
+                [
+                    *["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "1"],
+                    *["--batch-size", "100000", "--learning-rate", "1e300"],
+                ]
+            )
+        assert raised.value.code == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert (
+            "training with the bpr loss diverged: some of its parameters were inf or "
+            "NaN after epoch 1; try a smaller --learning-rate (now 1e+300)"
+        ) in err
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            MemoryError(),
+            # PyTorch's CPU allocator
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't "
+                "allocate memory: you tried to allocate 37272235000 bytes."
+            ),
+            # JAX on a CPU, and XLA on a GPU
+            RuntimeError("INTERNAL: Out of memory allocating 37272235000 bytes."),
+            RuntimeError("RESOURCE_EXHAUSTED: Failed to allocate request for 34 GiB"),
+            # NumPy, of a size past what it can address
+            ValueError("array is too big; `arr.size * arr.dtype.itemsize` is larger"),
+        ],
+        ids=["MemoryError", "torch", "jax", "xla", "numpy-size"],
+    )
     def test_out_of_memory_names_the_sizes(
+        self,
+        tiny: Path,
+        error: Exception,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # as if --dim did not fit in memory, as each library says it
+        training_raises(monkeypatch, error)
+        with pytest.raises(SystemExit) as raised:
+            main(["demo", "--data", str(tiny), "--losses", "bpr", "--dim", "7"])
+        assert raised.value.code == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "error: out of memory; lower --dim (now 7), --negatives (5)" in err
+
+    def test_another_error_in_training_is_not_called_out_of_memory(
+        self, tiny: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        training_raises(monkeypatch, ValueError("operands could not be broadcast"))
+        with pytest.raises(ValueError, match="could not be broadcast"):
+            main(["demo", "--data", str(tiny), "--losses", "bpr"])
+
+    def test_a_dimension_too_large_to_allocate(
+        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # no monkeypatch: NumPy refuses an embedding of 10^17 columns as too big
+        arguments = ["demo", "--data", str(tiny), "--losses", "bpr"]
+        with pytest.raises(SystemExit) as raised:
+            main([*arguments, "--dim", str(10**17)])
+        assert raised.value.code == 1
+        assert "error: out of memory; lower --dim (now 10" in capsys.readouterr().err
+
+    def test_out_of_memory_in_the_evaluation_names_the_dataset(
         self,
         tiny: Path,
         monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        # as if --dim did not fit in memory: training raises MemoryError
-        training_raises(monkeypatch, MemoryError)
+        # the ranking scores every (user, item) pair at once, whatever the options:
+        # as if those did not fit
+        def raising(*_: object, **__: object) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(evaluation, "ranking_metrics", raising)
         with pytest.raises(SystemExit) as raised:
-            main(["demo", "--data", str(tiny), "--losses", "bpr", "--dim", "7"])
+            main(["demo", "--data", str(tiny), "--losses", "bpr"])
         assert raised.value.code == 1
         err = capsys.readouterr().err
-        assert "error: out of memory; lower --dim (now 7), --negatives (5)" in err
+        assert "error: out of memory; the evaluation scores each of the 30 users" in err
+        assert "--dim" not in err
+
+    def test_ratings_must_be_counts_for_the_poisson_loss(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = write_csv(
+            tmp_path / "negative.csv",
+            {
+                "user": np.array([0, 0, 1, 1]),
+                "item": np.array([0, 1, 0, 1]),
+                "rating": np.array([3.0, -2.0, 1.0, 4.0]),
+            },
+        )
+        err = expect_usage_error(
+            ["demo", "--data", str(path), "--losses", "poisson"], capsys
+        )
+        assert (
+            f"--data: the poisson loss takes the ratings as counts, and {path} has "
+            "negative ones (the least is -2.0)"
+        ) in err
+
+    def test_a_user_needs_two_distinct_items_to_test_on(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # each user repeats one pair: two interactions, one item, nothing to hold out
+        path = write_csv(
+            tmp_path / "repeats.csv",
+            {"user": np.array([0, 0, 1, 1]), "item": np.array([5, 5, 6, 6])},
+        )
+        err = expect_usage_error(["demo", "--data", str(path)], capsys)
+        assert f"no user of {path} has two distinct items" in err
 
     def test_an_interrupted_run_exits_quietly(
         self,

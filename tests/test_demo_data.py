@@ -492,6 +492,20 @@ class TestLoadParquet:
         assert data.ratings.dtype == np.float32
         assert (data.n_users, data.n_items) == (2, 2)
 
+    def test_a_damaged_footer_is_named(self, write_parquet: WriteParquet) -> None:
+        # pyarrow raises OSError, not its ArrowException, for a footer it cannot
+        # decode. expected: the loader's ValueError naming the file
+        path = write_parquet({"user": [1, 2], "item": [3, 4]})
+        content = bytearray(path.read_bytes())
+        # the file ends with its footer's metadata, the metadata's length and b"PAR1"
+        length = int.from_bytes(content[-8:-4], "little")
+        content[-8 - length : -8] = bytes(length)
+        path.write_bytes(bytes(content))
+        with pytest.raises(
+            ValueError, match=rf"^{re.escape(str(path))}: not a readable"
+        ):
+            load(path)
+
     def test_integer_ratings_and_no_ratings(self, write_parquet: WriteParquet) -> None:
         with_ratings = load(write_parquet({"user": [1], "item": [2], "rating": [5]}))
         assert with_ratings.ratings is not None

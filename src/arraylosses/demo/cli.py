@@ -9,11 +9,12 @@ popularity baseline (a global-mean one for ratings).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -263,11 +264,17 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             f"the explicit losses ({', '.join(explicit)}) need ratings, and "
             f"{arguments.data} has no rating column"
         )
+    ratings = interactions.ratings
+    if "poisson" in explicit and ratings is not None and float(ratings.min()) < 0:
+        parser.error(
+            f"--data: the poisson loss takes the ratings as counts, and "
+            f"{arguments.data} has negative ones (the least is {ratings.min()})"
+        )
     train, test = datasets.train_test_split(interactions, seed=arguments.seed)
     if len(test) == 0:
         parser.error(
-            f"--data: no user of {arguments.data} has two interactions, so none can "
-            "be held out to test on"
+            f"--data: no user of {arguments.data} has two distinct items, so none "
+            "can be held out to test on"
         )
     settings = Settings(
         epochs=arguments.epochs,
@@ -299,21 +306,17 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
                 results = _run_family(
                     family, names, train, test, xp=xp, settings=settings
                 )
-        except _DivergedError as error:
+        except (_DivergedError, _OutOfMemoryError) as error:
             parser.exit(1, f"{parser.prog}: error: {error}\n")
-        except MemoryError:
-            parser.exit(
-                1,
-                f"{parser.prog}: error: out of memory; lower --dim (now "
-                f"{settings.dim}), --negatives ({settings.negatives}) or --batch-size "
-                f"({settings.batch_size})\n",
-            )
         sys.stdout.write(
             _table(title, family, results, backend=arguments.backend) + "\n"
         )
         trained.extend(result for result in results if result.curve)
     if arguments.plot is not None:
-        _plot(trained, arguments.plot)
+        try:
+            _plot(trained, arguments.plot)
+        except OSError as error:
+            parser.exit(1, f"{parser.prog}: error: --plot: {error}\n")
         sys.stderr.write(f"Training curves written to {arguments.plot}\n")
     return 0
 
@@ -338,6 +341,18 @@ def _check_plot_path(path: Path, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--plot: {path} must end in .png")
     if not path.parent.is_dir():
         parser.error(f"--plot: the folder {path.parent} does not exist")
+    if path.is_dir():
+        parser.error(f"--plot: {path} is a folder")
+    # opened as the plot will be, to append nothing: an existing file is unchanged,
+    # and a new one is removed again
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as error:
+        parser.error(f"--plot: cannot write {path} ({error.strerror})")
+    if not existed:
+        path.unlink()
     try:
         importlib.import_module("matplotlib")
     except ImportError:
@@ -356,37 +371,51 @@ def _run_family(
     from . import evaluation  # noqa: PLC0415
     from .training import train as fit  # noqa: PLC0415
 
-    results = _baselines(family, names, train, test, xp=xp, seed=settings.seed)
+    in_training = (
+        f"lower --dim (now {settings.dim}), --negatives ({settings.negatives}) or "
+        f"--batch-size ({settings.batch_size})"
+    )
+    # the ranking scores every pair at once, whatever the options
+    in_evaluation = (
+        f"the evaluation scores each of the {train.n_users:,} users against each of "
+        f"the {train.n_items:,} items at once; try a smaller dataset"
+    )
+    with _out_of_memory_means(in_evaluation):
+        results = _baselines(family, names, train, test, xp=xp, seed=settings.seed)
     for name in names:
         progress = _Progress(name, settings.epochs)
         start = time.perf_counter()
-        trained = fit(
-            name,
-            train,
-            xp=xp,
-            settings=settings,
-            on_batch=progress.batch,
-            on_epoch=progress.epoch,
-        )
+        with _out_of_memory_means(in_training):
+            trained = fit(
+                name,
+                train,
+                xp=xp,
+                settings=settings,
+                on_batch=progress.batch,
+                on_epoch=progress.epoch,
+            )
+            # reading the parameters waits for the last updates, where a library
+            # runs them asynchronously (JAX), and so for their errors
+            sign = _divergence(trained, xp=xp)
         seconds = time.perf_counter() - start
-        diverged = [loss for loss in trained.epoch_losses if not math.isfinite(loss)]
-        if diverged:
-            epoch = trained.epoch_losses.index(diverged[0]) + 1
+        if sign is not None:
             msg = (
-                f"training with the {name} loss diverged: its loss was {diverged[0]} "
-                f"in epoch {epoch}; try a smaller --learning-rate (now "
-                f"{settings.learning_rate})"
+                f"training with the {name} loss diverged: {sign}; try a smaller "
+                f"--learning-rate (now {settings.learning_rate})"
             )
             raise _DivergedError(msg)
         model = trained.model
-        if family == "implicit":
-            ranking = evaluation.ranking_metrics(model.all_scores(), train, test, xp=xp)
-            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_k}
-        else:
-            scores, _, _ = model.score(xp.asarray(test.users), xp.asarray(test.items))
-            predicted = evaluation.predicted_outcome(name, scores, xp=xp)
-            observed = xp.asarray(evaluation.observed_outcome(name, test.ratings))
-            metrics = {"RMSE": evaluation.rmse(predicted, observed, xp=xp)}
+        with _out_of_memory_means(in_evaluation):
+            if family == "implicit":
+                scores = model.all_scores()
+                ranking = evaluation.ranking_metrics(scores, train, test, xp=xp)
+                metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_k}
+            else:
+                test_users, test_items = xp.asarray(test.users), xp.asarray(test.items)
+                scores, _, _ = model.score(test_users, test_items)
+                predicted = evaluation.predicted_outcome(name, scores, xp=xp)
+                observed = xp.asarray(evaluation.observed_outcome(name, test.ratings))
+                metrics = {"RMSE": evaluation.rmse(predicted, observed, xp=xp)}
         results.append(
             Result(
                 model="factorization",
@@ -402,8 +431,50 @@ def _run_family(
     return results
 
 
+def _divergence(trained: Any, *, xp: Namespace) -> str | None:
+    """What shows that training diverged, or None: a loss of inf or NaN, or else
+    parameters of inf or NaN, from updates that no later loss saw (an epoch's last
+    batch, or rows that no later batch read)."""
+    for epoch, loss in enumerate(trained.epoch_losses, start=1):
+        if not math.isfinite(loss):
+            return f"its loss was {loss} in epoch {epoch}"
+    if not all(bool(xp.all(xp.isfinite(p))) for p in trained.model.parameters):
+        epochs = len(trained.epoch_losses)
+        return f"some of its parameters were inf or NaN after epoch {epochs}"
+    return None
+
+
 class _DivergedError(RuntimeError):
     """A model whose training loss became inf or NaN: its metrics would mean nothing."""
+
+
+class _OutOfMemoryError(RuntimeError):
+    """A run that does not fit in memory; the message says what to lower."""
+
+
+# what each library says where an allocation fails without a MemoryError: PyTorch's
+# CPU allocator, CUDA's (through PyTorch or JAX) and XLA's; and NumPy, of a size
+# past what it can address
+_OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "resource_exhausted")
+_TOO_BIG = "array is too big"
+
+
+@contextlib.contextmanager
+def _out_of_memory_means(advice: str) -> Iterator[None]:
+    """Turn running out of memory, however the array library says it, into an
+    :class:`_OutOfMemoryError` with ``advice``; any other error passes as it is."""
+    try:
+        yield
+    except Exception as error:
+        said = str(error).lower()
+        if not (
+            isinstance(error, MemoryError)
+            or any(words in said for words in _OUT_OF_MEMORY)
+            or (isinstance(error, ValueError) and _TOO_BIG in said)
+        ):
+            raise
+        msg = f"out of memory; {advice}"
+        raise _OutOfMemoryError(msg) from error
 
 
 def _baselines(

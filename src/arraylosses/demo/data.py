@@ -483,8 +483,9 @@ def _read_parquet(path: Path) -> _Columns:
         positions = _find_columns(path, names, "")
         wanted = [names[i] for i in positions if i is not None]
         table = parquet.read_table(path, columns=wanted)
-    except pyarrow.ArrowException as error:
-        msg = f"{path}: not a readable Parquet file ({error})"
+    # pyarrow raises OSError, not its own ArrowException, for some damaged files
+    except (pyarrow.ArrowException, OSError) as error:
+        msg = f"{path}: not a readable Parquet file ({str(error).strip()})"
         raise ValueError(msg) from error
     if table.num_rows == 0:
         msg = f"{path}: no interactions, the table has no rows"
