@@ -247,6 +247,18 @@ MAPPED = {  # which of (first, second, mask) torch.func.vmap maps over its batch
 }
 
 
+def _mapped_pair(case: Case, mapped: str, rng: np.random.Generator, batch, width):
+    """``in_dims`` for (first, second) as ``mapped`` names them, and inputs of shape
+    (batch, width) for ``case``, an argument vmap does not map cut to its first row."""
+    in_dims = {"all": (0, 0), "first-only": (0, None), "second-only": (None, 0)}[mapped]
+    first, second = _draw(case, rng, (batch, width), batch_axis=1)
+    first, second = (
+        array if dim == 0 else array[0]
+        for array, dim in zip((first, second), in_dims, strict=True)
+    )
+    return in_dims, first, second
+
+
 class TestTorchVmap:
     """``torch.func.vmap`` over any subset of the arguments: an argument that is not
     mapped meets batched ones inside the loss, where in-place writes are refused."""
@@ -313,16 +325,8 @@ class TestTorchVmap:
         import torch
 
         batch, width = 3, 5
-        # which of (first, second) vmap maps over its batch axis
-        in_dims = {"all": (0, 0), "first-only": (0, None), "second-only": (None, 0)}[
-            mapped
-        ]
         rng = np.random.default_rng(37)
-        first, second = _draw(case, rng, (batch, width), batch_axis=1)
-        first, second = (
-            array if dim == 0 else array[0]
-            for array, dim in zip((first, second), in_dims, strict=True)
-        )
+        in_dims, first, second = _mapped_pair(case, mapped, rng, batch, width)
         masks = {
             "none": None,
             "bool": rng.uniform(size=(batch, width)) < 0.6,
@@ -387,15 +391,8 @@ class TestTorchVmap:
         import torch
 
         batch, width = 3, 5
-        in_dims = {"all": (0, 0), "first-only": (0, None), "second-only": (None, 0)}[
-            mapped
-        ]
         rng = np.random.default_rng(41)
-        first, second = _draw(case, rng, (batch, width), batch_axis=1)
-        first, second = (
-            array if dim == 0 else array[0]
-            for array, dim in zip((first, second), in_dims, strict=True)
-        )
+        in_dims, first, second = _mapped_pair(case, mapped, rng, batch, width)
         masks = {
             "none": None,
             "bool": rng.uniform(size=width) < 0.6,
