@@ -445,11 +445,12 @@ def _divergence(trained: Any, *, xp: Namespace) -> str | None:
 
 
 class _DivergedError(RuntimeError):
-    """A model whose training loss became inf or NaN: its metrics would mean nothing."""
+    """A model whose training loss or parameters became inf or NaN: its metrics would
+    mean nothing."""
 
 
 class _OutOfMemoryError(RuntimeError):
-    """A run that does not fit in memory; the message says what to lower."""
+    """A run that does not fit in memory; the message says what to make smaller."""
 
 
 # what each library says where an allocation fails without a MemoryError: PyTorch's
