@@ -13,6 +13,7 @@ Expected values: Spotlight's formulas in float64 (the references in ``support.py
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -224,6 +225,24 @@ class TestJaxExport:
             xp=xp,
             like=args[1],
         )
+
+    def test_a_shape_error_names_symbolic_sizes(self, xp):
+        # a mask that does not broadcast against arguments of symbolic shape (b, t):
+        # the package's own ValueError, with the sizes by name, not jax.export's
+        # error at a symbolic size turned into an int for the message
+        _skip_unless(xp, "jax", "jax.export")
+        import jax
+        from jax import export
+
+        batch, width = export.symbolic_shape("b, t")
+        arguments = jax.ShapeDtypeStruct((batch, width), xp.float32)
+        mask = jax.ShapeDtypeStruct((3,), xp.bool)
+        expected = (
+            "mask with shape (3,) does not broadcast to the shape of the elementwise "
+            "loss, (b, t)"
+        )
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            export.export(jax.jit(al.bpr_loss))(arguments, arguments, mask)
 
 
 # --- PyTorch -------------------------------------------------------------------------
