@@ -68,14 +68,20 @@ def as_margin(margin: object) -> float:
 
 def format_shape(shape: Shape) -> str:
     """``(3, 4)`` as Python writes a tuple, with unknown dimensions as ``?``."""
-    # an f-string, not str(): Dynamo traces it on symbolic sizes, so that a shape
-    # error under torch.compile(dynamic=True) keeps its message. A symbolic size of
-    # jax.export has no int, and shows as its name
-    dims = [
-        "?" if _unknown(d) else f"{int(d)}" if hasattr(d, "__index__") else f"{d}"
-        for d in shape
-    ]
+    dims = [_format_dimension(d) for d in shape]
     return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def _format_dimension(dim: Any) -> str:
+    if _unknown(dim):
+        return "?"
+    # an f-string, not str(): Dynamo traces it on symbolic sizes, so that a shape
+    # error under torch.compile(dynamic=True) keeps its message
+    try:
+        return f"{int(dim)}"
+    except Exception:  # noqa: BLE001 - jax.export's own error, of no class of Python's
+        # a symbolic size of jax.export has no int, and shows as its name
+        return f"{dim}"
 
 
 def broadcast_pair(
