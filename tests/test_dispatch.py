@@ -881,6 +881,86 @@ def test_torch_export_poisson_gradient_beside_a_broadcast_observation():
     )
 
 
+def _batch_of(loss, batch, mask):
+    """Inputs of ``loss`` at shape (``batch``, 4), the adaptive hinge's negatives at (2,
+    ``batch``, 4), with the mask named by ``mask``: None, 'bool', 'bool (B, 1)',
+    'bool (T,)' or 'weights (T,)'."""
+    import torch
+
+    generator = torch.Generator().manual_seed(batch)
+    first, second = torch.rand(2, batch, 4, generator=generator) + 0.5
+    if loss is adaptive_hinge_loss:
+        second = torch.stack([second, first - 0.25])
+    masks = {
+        None: None,
+        "bool": torch.rand(batch, 4, generator=generator) > 0.3,
+        "bool (B, 1)": torch.rand(batch, 1, generator=generator) > 0.3,
+        "bool (T,)": torch.tensor([True, False, True, True]),
+        "weights (T,)": torch.tensor([1.0, 0.0, 2.0, 0.5]),
+    }
+    return first, second, masks[mask]
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
+@pytest.mark.parametrize("gradients", [False, True], ids=["loss", "value_and_grad"])
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+def test_torch_export_mean_of_an_empty_batch_is_zero(loss, gradients, strict):
+    # a program exported for a batch dimension from 0 up runs on an empty batch as an
+    # eager call does, where the mean over no elements is 0 (0 for the masked means
+    # too). torch.mean of nothing is NaN; a test of the size in Python, or max(size,
+    # 1), is settled once by torch.export, which takes a size to be at least 2; and a
+    # mask broadcast along the batch counts 0 times. expected: the eager result, at
+    # batch 0 (0 by the package's contract, and each gradient empty) and at batch 2
+    torch = pytest.importorskip("torch")
+    function = arraylosses.value_and_grad(loss) if gradients else loss
+    batch = torch.export.Dim("batch", min=0)
+    negatives_axis = 1 if loss is adaptive_hinge_loss else 0
+    for mask in (None, "bool", "bool (B, 1)", "bool (T,)", "weights (T,)"):
+
+        class Loss(torch.nn.Module):
+            def forward(self, first, second, mask):
+                return function(first, second, mask)
+
+        mask_dims = {0: batch} if mask in ("bool", "bool (B, 1)") else None
+        program = torch.export.export(
+            Loss(),
+            _batch_of(loss, 3, mask),
+            dynamic_shapes=({0: batch}, {negatives_axis: batch}, mask_dims),
+            strict=strict,
+        )
+        for size in (0, 2):
+            arguments = _batch_of(loss, size, mask)
+            actual, expected = program.module()(*arguments), function(*arguments)
+            if size == 0:
+                assert float(expected[0] if gradients else expected) == 0.0
+            torch.testing.assert_close(
+                actual, expected, rtol=1e-6, atol=0, msg=f"{mask}, batch {size}"
+            )
+
+
+def test_make_fx_divides_a_broadcast_mask_by_an_empty_batch():
+    # make_fx's symbolic mode keeps the program's size arithmetic as Python, and a
+    # count of (B, T) over (B, 1) once divided the sizes: ZeroDivisionError at B = 0.
+    # expected: the eager loss, 0 for an empty batch
+    torch = pytest.importorskip("torch")
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def positional(loss):
+        # make_fx counts a default argument (reduction) among those it traces
+        return lambda a, b, m: loss(a, b, m)  # noqa: PLW0108
+
+    for loss in IMPLICIT + EXPLICIT:
+        for mask in ("bool (B, 1)", "weights (T,)"):
+            traced = make_fx(positional(loss), tracing_mode="symbolic")(
+                *_batch_of(loss, 3, mask)
+            )
+            for size in (0, 2):
+                arguments = _batch_of(loss, size, mask)
+                torch.testing.assert_close(
+                    traced(*arguments), loss(*arguments), rtol=1e-6, atol=0
+                )
+
+
 def test_torch_private_hooks_are_pytorchs_own():
     # the PyTorch internals the module reads, each with a fallback that keeps calls
     # right but slower (no cached constants, no in-place writes) should a version of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ._functional import count_of_elements
@@ -71,7 +72,11 @@ def reduce_with_derivatives(
         divisor = count_of_elements(loss, xp=backend.xp)
         return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
     divisor = _mean_divisor(weights, loss, backend=backend)
-    return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
+    total = backend.sum(loss)
+    # a mask's mean divides as reduce()'s does
+    is_mask = weights.dtype == backend.xp.bool
+    mean = backend.divide(total, divisor) if is_mask else total / divisor
+    return mean, [d / divisor for d in derivatives]
 
 
 def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
@@ -99,13 +104,19 @@ def _count_at_broadcast_shape(
     # the ranks first: see prepare()
     if len(weights.shape) == len(loss.shape) and weights.shape == loss.shape:
         return count
-    full, own = known_size(loss.shape), known_size(weights.shape)
-    if full is None or own is None:
+    if known_size(loss.shape) is None or known_size(weights.shape) is None:
         zeros = backend.xp.zeros_like(loss)
         recount = backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
         # a bool mask's count is at least 1, as backend.count gives it (weights
         # summing to 0 are _mean_divisor's to replace)
         is_mask = weights.dtype == backend.xp.bool
         return backend.xp.maximum(recount, 1.0) if is_mask else recount
-    # each element of the weights is repeated full / own times by the broadcast
-    return count * (full // own) if own else count
+    # each element of the weights is repeated once for each element of the axes it
+    # is broadcast along: the loss's leading axes, and those where its size is 1.
+    # Not the loss's size over the weights': a symbolic size may be 0 when it runs
+    leading = len(loss.shape) - len(weights.shape)
+    axes = zip(weights.shape, loss.shape[leading:], strict=True)
+    # a list: Dynamo can't pass a generator to math.prod
+    broadcast = [size for own, size in axes if own != size]
+    repeats = math.prod(loss.shape[:leading]) * math.prod(broadcast)
+    return count * repeats

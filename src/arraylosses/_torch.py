@@ -73,6 +73,9 @@ _IN_TRANSFORM = getattr(torch._C, "_are_functorch_transforms_active", lambda: Tr
 # PyTorch's own test for torch.jit.trace recording, the C call under
 # torch.jit.is_tracing()'s Python layer; were it ever gone, assume a trace is
 _JIT_TRACING = getattr(torch._C, "_is_tracing", lambda: True)
+# PyTorch's own test for torch.export's tracing, strict (through Dynamo) or not;
+# where it is missing, a non-strict trace still shows in its symbolic sizes
+_EXPORTING = getattr(torch.compiler, "is_exporting", lambda: False)
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -140,14 +143,17 @@ def mean(x: Array) -> Array:
     On a CPU, ATen's mean is a sum then an in-place division by the element count,
     which it first turns from an int into a tensor of ``x``'s dtype on every call:
     about a microsecond, over a quarter of the mean's time at 256 elements. Here the
-    count's tensor is made once. ``torch.compile``, tracing modes, other devices and
-    torch.func's transforms (whose forward mode would divide a tangent in place)
-    take ``torch.mean`` itself.
+    count's tensor is made once; under torch.func's transforms the division is out of
+    place, as their forward mode would divide a tangent in place. A program traced
+    for any size divides by a count of at least 1 that it computes
+    (:func:`_count_for_any_size`); ``torch.compile``, ``torch.jit.trace`` and other
+    devices take ``torch.mean`` itself.
     """
     count = _divisor_of_mean(x, x.numel())
-    if count is None or _IN_TRANSFORM():
+    if count is None:
         return torch.mean(x)
-    return torch.sum(x).div_(count)
+    total = torch.sum(x)
+    return total / count if _IN_TRANSFORM() else total.div_(count)
 
 
 def _meets_made_constants(x: Array) -> bool:
@@ -191,20 +197,39 @@ def _forward_mode() -> bool:
     return getattr(forward_ad, "_current_level", 0) >= 0
 
 
-def _divisor_of_mean(x: Array, size: int) -> Array | None:
-    """``size``, the number of elements of ``x``, as a 0-d CPU tensor of ``x``'s dtype
-    made once, where ``x`` may meet it (:func:`_meets_made_constants`), else None:
-    the divisor of ATen's mean on a CPU, for a sum to be divided as it divides."""
+def _divisor_of_mean(x: Array, size: Any) -> Array | None:
+    """``size``, the number of elements of ``x``, as a 0-d tensor of ``x``'s dtype, for
+    a sum to be divided as ATen's mean divides it: a CPU tensor made once, where ``x``
+    may meet it (:func:`_meets_made_constants`); in a program traced for any size,
+    one it computes, at least 1 (:func:`_count_for_any_size`); else None."""
     # a cache of its own, keyed by two fields: the five of a key with the library,
     # the device and the sign of zero made the mean 0.37 µs slower, measured
     if not _meets_made_constants(x):
-        return None
+        return _count_for_any_size(x, size)
     key = (size, x.dtype)
     count = _COUNTS.get(key)
     if count is None:
         # the int rounds to x's dtype as ATen's conversion rounds it, to nearest
         count = _keep(_COUNTS, key, _constant(float(size), x.dtype))
     return count
+
+
+def _count_for_any_size(x: Array, size: Any) -> Array | None:
+    """``max(size, 1)``, the divisor of a mean of ``x`` (``size`` elements) that is 0
+    for no elements, as a 0-d tensor of ``x``'s dtype computed in the program, where
+    the program is traced once for sizes from 0 up; else None, for ``torch.mean``.
+
+    ``torch.mean`` of no elements is NaN; the package's mean is 0. An eager call knows
+    its size, and ``prepare`` sends an empty one past the mean; ``torch.compile``
+    traces an empty input in a graph of its own. A program that ``torch.export`` (or
+    ``make_fx``'s symbolic mode) traces for a size that may be 0 when it runs cannot
+    take that test, and ``torch.export`` simplifies ``max(size, 1)`` to ``size``,
+    taking a size to be at least 2: the maximum is taken of a tensor, which it keeps.
+    """
+    # Dynamo takes a symbolic size for an int: under it, only torch.export's own test
+    if not (_EXPORTING() or (type(size) is not int and not is_dynamo_compiling())):
+        return None
+    return torch.scalar_tensor(size, dtype=x.dtype, device=x.device).clamp_min(1)
 
 
 def _constant(value: float, dtype: Any) -> Array:
@@ -273,7 +298,11 @@ def max_over_first_axis(x: Array) -> Array:
 
 def divide(x: Array, y: Array) -> Array:
     """``x / y``, in place on ``x``, which has the quotient's shape and dtype (not
-    under a torch.func transform)."""
+    under a torch.func transform), for a mask's total ``x`` and count ``y``."""
+    if _EXPORTING():
+        # a mask's count is at least 1, but a mask broadcast along an axis of symbolic
+        # size counts 0 times in a program run where that size is 0, as its total is 0
+        return x / y.clamp_min(1)
     return x / y if _IN_TRANSFORM() else x.div_(y)
 
 
@@ -322,8 +351,8 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
         return torch.binary_cross_entropy_with_logits(
             logit, positive, None, None, _ATEN_REDUCTIONS[reduction]
         )
-    # ATen's sum ÷ the count made once: the bits of its mean, without its conversion.
-    # In place under a torch.func transform too: each element's tangent depends on
+    # ATen's sum ÷ the count: the bits of its mean, without its conversion. In place
+    # under a torch.func transform too: each element's tangent depends on
     # both arguments, so it is batched wherever its value is
     return torch.binary_cross_entropy_with_logits(
         logit, positive, None, None, _ATEN_SUM
@@ -346,7 +375,7 @@ def regression_reduced(observed: Array, predicted: Array, reduction: str) -> Arr
     )
     if count is None:
         return MSE_LOSS(predicted, observed, _ATEN_REDUCTIONS[reduction])
-    # ATen's sum ÷ the count made once: the bits of its mean, without its conversion
+    # ATen's sum ÷ the count: the bits of its mean, without its conversion
     return MSE_LOSS(predicted, observed, _ATEN_SUM).div_(count)
 
 
