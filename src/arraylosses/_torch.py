@@ -215,9 +215,9 @@ def _divisor_of_mean(x: Array, size: Any) -> Array | None:
 
 
 def _count_for_any_size(x: Array, size: Any) -> Array | None:
-    """``max(size, 1)``, the divisor of a mean of ``x`` (``size`` elements) that is 0
-    for no elements, as a 0-d tensor of ``x``'s dtype computed in the program, where
-    the program is traced once for sizes from 0 up; else None, for ``torch.mean``.
+    """``max(size, 1)`` as a 0-d tensor of ``x``'s dtype that the program computes, the
+    divisor that makes the mean of ``x``'s ``size`` elements 0 when there are none,
+    where the program is traced once for sizes from 0 up; else None (``torch.mean``).
 
     ``torch.mean`` of no elements is NaN; the package's mean is 0. An eager call knows
     its size, and ``prepare`` sends an empty one past the mean; ``torch.compile``
