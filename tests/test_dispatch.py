@@ -1223,6 +1223,20 @@ def test_numpy_float64_scalars_are_0d_arrays_as_float32_ones_are():
         np.testing.assert_allclose(result, ref_hinge(1.0, 0.5), rtol=1e-7)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("mask", [None, True, 2.0], ids=["no-mask", "bool", "weight"])
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+def test_numpy_0d_results_are_numpy_scalars(loss, mask, reduction):
+    # as the docstrings' Returns promise, whatever the reduction: NumPy's own
+    # functions give a 0-d result as a scalar. 'none' on 0-d inputs once returned
+    # the 0-d array that the in-place primitives write into, without a mask
+    first = np.float32(1.5)
+    second = np.full((2,) if loss is adaptive_hinge_loss else (), 0.5, np.float32)
+    weights = None if mask is None else np.asarray(mask)
+    result = loss(first, second, weights, reduction=reduction)
+    assert isinstance(result, np.float32)
+
+
 def test_numpy_dtypes_equal_but_not_identical_compute_alike():
     # an unpickled array's dtype equals float32 but is another object, which prepare's
     # test of one dtype object must not take for another dtype. expected: Spotlight's

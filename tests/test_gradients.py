@@ -302,6 +302,56 @@ class TestBroadcastGradients:
             )
 
 
+class TestGradientOfWeights:
+    """Weights that are learned (a gate, sample weights) get the gradient of
+    ``sum(L * w) / sum(w)`` (or ``sum(L * w)``); a weight of exactly 0 masks its
+    element out, and gets a gradient of exactly 0 from its own term (as its
+    element passes back exactly 0, whatever comes back to it)."""
+
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_gradient(self, xp, case, reduction):
+        backend = _autograd_backend(xp)
+        rng = np.random.default_rng(5)
+        first, second = _draw(case, rng, (3, 4), (3, 4))
+        weights = _weights(rng, (3, 4))
+        function = getattr(al, case.name)
+        args = _as_xp(xp, first, second)
+        (weights_xp,) = _as_xp(xp, weights)
+        if backend == "torch":
+            import torch
+
+            leaf = weights_xp.detach().clone().requires_grad_(True)
+            value = function(*args, leaf, reduction=reduction, **case.kwargs)
+            (grad,) = torch.autograd.grad(value, [leaf])
+        else:
+            import jax
+
+            def of_weights(w):
+                return function(*args, w, reduction=reduction, **case.kwargs)
+
+            grad = jax.grad(of_weights)(weights_xp)
+
+        loss = case.reference(first, second, **case.kwargs)
+        zero = weights == 0
+        # expected: central differences of the float64 reference in the weights, the
+        # elements of weight 0 left out of the loss; 'mean' divides by sum(w), whose
+        # derivative is the same for every weight, -mean / sum(w), those of 0 too
+        held = np.where(zero, 0.0, loss)
+        expected = _numeric_gradient(
+            lambda w: float(support.ref_reduce(held, w, reduction)), (weights,), 0
+        )
+        support.assert_close(
+            grad,
+            expected,
+            xp=xp,
+            like=weights_xp,
+            shape=weights.shape,
+            rtol=GRAD_RTOL,
+            atol=GRAD_ATOL,
+        )
+
+
 class TestAllZeroMask:
     """Contract: an all-zero mask gives a loss of exactly 0 and gradients of exactly 0
     (Spotlight divides 0 by 0 and gets NaN)."""

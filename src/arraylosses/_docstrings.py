@@ -18,8 +18,10 @@ mask : array, optional
         NaN there. Autograd gives it the elementwise loss's own derivative
         times 0, NaN where that is not finite, so keep masked-out inputs finite
         if you differentiate that way; :func:`~arraylosses.value_and_grad`
-        gives it exactly 0. A bool mask is used as it is; integer and floating
-        weights are converted to the dtype the loss is computed in.""",
+        gives it exactly 0. A weight of exactly 0 gets a gradient of 0 from its
+        masked-out element, not the element's loss. A bool mask is used as it
+        is; integer and floating weights are converted to the dtype the loss is
+        computed in.""",
     "reduction": """\
 reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' is Spotlight's: the mean of the elementwise loss, or with a mask

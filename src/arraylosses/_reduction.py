@@ -34,7 +34,9 @@ def reduce(
     if weights is not None:
         loss = _weighted(loss, weights, backend=backend)
     if reduction == "none":
-        return loss
+        # NumPy's elementwise functions give a 0-d result as a scalar, as its
+        # reductions do; the in-place ones, a 0-d array
+        return loss[()] if loss.ndim == 0 else loss
     if not is_mean:
         # the mean over no elements is 0, as for an all-zero mask
         return backend.sum(loss)
