@@ -102,11 +102,9 @@ class Backend:
         wrapper's fallback for dtypes outside the standard makes tensors and
         breaks the graph).
     divide : callable
-        ``divide(total, count) = total / count`` for a mask's ``total``, which the
-        call has just computed and which it may overwrite (PyTorch divides in place:
-        a new 0-d tensor costs a third of a microsecond), and its ``count``, at
-        least 1 (but 0 where a program that ``torch.export`` traces for any size
-        scales it by a size that is 0 in a run: PyTorch's takes it as 1 there).
+        ``divide(total, count) = total / count`` for a ``total`` the call has just
+        computed, which it may overwrite (PyTorch divides in place: a new 0-d
+        tensor costs a third of a microsecond).
     fused : dict
         The library's own loss-and-reduction calls by loss name, each
         ``fused(observed, predicted, reduction)``, for calls without weights on

@@ -74,11 +74,7 @@ def reduce_with_derivatives(
         divisor = count_of_elements(loss, xp=backend.xp)
         return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
     divisor = _mean_divisor(weights, loss, backend=backend)
-    total = backend.sum(loss)
-    # a mask's mean divides as reduce()'s does
-    is_mask = weights.dtype == backend.xp.bool
-    mean = backend.divide(total, divisor) if is_mask else total / divisor
-    return mean, [d / divisor for d in derivatives]
+    return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
 
 
 def _weighted(loss: Array, weights: Array, *, backend: Backend) -> Array:
@@ -106,12 +102,12 @@ def _count_at_broadcast_shape(
     # the ranks first: see prepare()
     if len(weights.shape) == len(loss.shape) and weights.shape == loss.shape:
         return count
+    # a bool mask's count is at least 1, as backend.count gives it (weights summing
+    # to 0 are _mean_divisor's to replace)
+    is_mask = weights.dtype == backend.xp.bool
     if known_size(loss.shape) is None or known_size(weights.shape) is None:
         zeros = backend.xp.zeros_like(loss)
         recount = backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
-        # a bool mask's count is at least 1, as backend.count gives it (weights
-        # summing to 0 are _mean_divisor's to replace)
-        is_mask = weights.dtype == backend.xp.bool
         return backend.xp.maximum(recount, 1.0) if is_mask else recount
     # each element of the weights is repeated once for each element of the axes it
     # is broadcast along: the loss's leading axes, and those where its size is 1.
@@ -121,4 +117,8 @@ def _count_at_broadcast_shape(
     # a list: Dynamo can't pass a generator to math.prod
     broadcast = [size for own, size in axes if own != size]
     repeats = math.prod(loss.shape[:leading]) * math.prod(broadcast)
+    # an int, but a symbolic size where a program is traced for any size outside
+    # Dynamo (torch.export, make_fx), which may be 0 in a run: the total is 0 then
+    if is_mask and type(repeats) is not int:
+        return backend.xp.maximum(count * repeats, 1)
     return count * repeats

@@ -73,9 +73,6 @@ _IN_TRANSFORM = getattr(torch._C, "_are_functorch_transforms_active", lambda: Tr
 # PyTorch's own test for torch.jit.trace recording, the C call under
 # torch.jit.is_tracing()'s Python layer; were it ever gone, assume a trace is
 _JIT_TRACING = getattr(torch._C, "_is_tracing", lambda: True)
-# PyTorch's own test for torch.export's tracing, strict (through Dynamo) or not;
-# where it is missing, a non-strict trace still shows in its symbolic sizes
-_EXPORTING = getattr(torch.compiler, "is_exporting", lambda: False)
 
 
 def sigmoid_of_negative(x: Array) -> Array:
@@ -205,7 +202,8 @@ def _divisor_of_mean(x: Array, size: Any) -> Array | None:
     # a cache of its own, keyed by two fields: the five of a key with the library,
     # the device and the sign of zero made the mean 0.37 µs slower, measured
     if not _meets_made_constants(x):
-        return _count_for_any_size(x, size)
+        # under Dynamo, no test of its own: each would cost a compiled call a guard
+        return None if is_dynamo_compiling() else _count_for_any_size(x, size)
     key = (size, x.dtype)
     count = _COUNTS.get(key)
     if count is None:
@@ -217,17 +215,18 @@ def _divisor_of_mean(x: Array, size: Any) -> Array | None:
 def _count_for_any_size(x: Array, size: Any) -> Array | None:
     """``max(size, 1)`` as a 0-d tensor of ``x``'s dtype that the program computes, the
     divisor that makes the mean of ``x``'s ``size`` elements 0 when there are none,
-    where the program is traced once for sizes from 0 up; else None (``torch.mean``).
+    where ``size`` is symbolic, in a program traced outside Dynamo for sizes from 0 up
+    (``torch.export``'s default, non-strict tracing, and ``make_fx``'s symbolic
+    mode); else None (``torch.mean``).
 
     ``torch.mean`` of no elements is NaN; the package's mean is 0. An eager call knows
     its size, and ``prepare`` sends an empty one past the mean; ``torch.compile``
-    traces an empty input in a graph of its own. A program that ``torch.export`` (or
-    ``make_fx``'s symbolic mode) traces for a size that may be 0 when it runs cannot
-    take that test, and ``torch.export`` simplifies ``max(size, 1)`` to ``size``,
-    taking a size to be at least 2: the maximum is taken of a tensor, which it keeps.
+    traces an empty input in a graph of its own. A program traced for a size that
+    may be 0 when it runs cannot take that test, and ``torch.export`` simplifies
+    ``max(size, 1)`` to ``size``, taking a size to be at least 2: the maximum is
+    taken of a tensor, which it keeps.
     """
-    # Dynamo takes a symbolic size for an int: under it, only torch.export's own test
-    if not (_EXPORTING() or (type(size) is not int and not is_dynamo_compiling())):
+    if type(size) is int:
         return None
     return torch.scalar_tensor(size, dtype=x.dtype, device=x.device).clamp_min(1)
 
@@ -298,11 +297,7 @@ def max_over_first_axis(x: Array) -> Array:
 
 def divide(x: Array, y: Array) -> Array:
     """``x / y``, in place on ``x``, which has the quotient's shape and dtype (not
-    under a torch.func transform), for a mask's total ``x`` and count ``y``."""
-    if _EXPORTING():
-        # a mask's count is at least 1, but a mask broadcast along an axis of symbolic
-        # size counts 0 times in a program run where that size is 0, as its total is 0
-        return x / y.clamp_min(1)
+    under a torch.func transform)."""
     return x / y if _IN_TRANSFORM() else x.div_(y)
 
 
