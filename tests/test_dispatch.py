@@ -937,6 +937,31 @@ def test_torch_export_mean_of_an_empty_batch_is_zero(loss, gradients):
             )
 
 
+def test_torch_export_of_a_vmap_over_rows_takes_any_row_length():
+    # torch.func.vmap inside torch.export: the tensors it batches are plain tensors
+    # to the package, whose cache of counts by size then met a symbolic size, and
+    # raised (unhashable SymInt). expected: the eager vmap, at rows of 0 and 3
+    torch = pytest.importorskip("torch")
+    length = torch.export.Dim("length", min=0)
+    for loss in (pointwise_loss, bpr_loss, hinge_loss, *EXPLICIT):
+
+        class Rows(torch.nn.Module):
+            def forward(self, first, second, loss=loss):
+                return torch.func.vmap(loss)(first, second)
+
+        def rows(size):
+            generator = torch.Generator().manual_seed(size)
+            return tuple(torch.rand(2, 3, size, generator=generator) + 0.5)
+
+        program = torch.export.export(
+            Rows(), rows(4), dynamic_shapes=({1: length}, {1: length})
+        )
+        for size in (0, 3):
+            torch.testing.assert_close(
+                program.module()(*rows(size)), Rows()(*rows(size)), rtol=1e-6, atol=0
+            )
+
+
 def test_make_fx_divides_a_broadcast_mask_by_an_empty_batch():
     # make_fx's symbolic mode keeps the program's size arithmetic as Python, and a
     # count of (B, T) over (B, 1) once divided the sizes: ZeroDivisionError at B = 0.

@@ -35,8 +35,11 @@ def reduce(
         loss = _weighted(loss, weights, backend=backend)
     if reduction == "none":
         # NumPy's elementwise functions give a 0-d result as a scalar, as its
-        # reductions do; the in-place ones, a 0-d array
-        return loss[()] if loss.ndim == 0 else loss
+        # reductions do; the in-place ones, a 0-d array. Other libraries have no
+        # scalars, and indexing would cost them an operation
+        if loss.ndim == 0 and backend.name == "numpy":
+            return loss[()]
+        return loss
     if not is_mean:
         # the mean over no elements is 0, as for an all-zero mask
         return backend.sum(loss)
@@ -102,23 +105,25 @@ def _count_at_broadcast_shape(
     # the ranks first: see prepare()
     if len(weights.shape) == len(loss.shape) and weights.shape == loss.shape:
         return count
+    full, own = known_size(loss.shape), known_size(weights.shape)
     # a bool mask's count is at least 1, as backend.count gives it (weights summing
     # to 0 are _mean_divisor's to replace)
     is_mask = weights.dtype == backend.xp.bool
-    if known_size(loss.shape) is None or known_size(weights.shape) is None:
+    if full is None or own is None:
         zeros = backend.xp.zeros_like(loss)
         recount = backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
         return backend.xp.maximum(recount, 1.0) if is_mask else recount
-    # each element of the weights is repeated once for each element of the axes it
-    # is broadcast along: the loss's leading axes, and those where its size is 1.
-    # Not the loss's size over the weights': a symbolic size may be 0 when it runs
+    # each element of the weights is repeated full / own times by the broadcast
+    if type(full) is int and type(own) is int:
+        return count * (full // own) if own else count
+    # symbolic sizes (jax.export's, and torch.export's and make_fx's outside Dynamo),
+    # which may be 0 when a program traced for any size runs: the repeats without a
+    # division, the product of the sizes the weights are broadcast along (the loss's
+    # leading axes, and those where the weights' size is 1); a list, as Dynamo can't
+    # pass a generator to math.prod
     leading = len(loss.shape) - len(weights.shape)
     axes = zip(weights.shape, loss.shape[leading:], strict=True)
-    # a list: Dynamo can't pass a generator to math.prod
-    broadcast = [size for own, size in axes if own != size]
+    broadcast = [size for own_size, size in axes if own_size != size]
     repeats = math.prod(loss.shape[:leading]) * math.prod(broadcast)
-    # an int, but a symbolic size where a program is traced for any size outside
-    # Dynamo (torch.export, make_fx), which may be 0 in a run: the total is 0 then
-    if is_mask and type(repeats) is not int:
-        return backend.xp.maximum(count * repeats, 1)
-    return count * repeats
+    # 0 repeats only where the loss is empty, and its total 0
+    return backend.xp.maximum(count * repeats, 1) if is_mask else count * repeats

@@ -143,8 +143,8 @@ def mean(x: Array) -> Array:
     count's tensor is made once; under torch.func's transforms the division is out of
     place, as their forward mode would divide a tangent in place. A program traced
     for any size divides by a count of at least 1 that it computes
-    (:func:`_count_for_any_size`); ``torch.compile``, ``torch.jit.trace`` and other
-    devices take ``torch.mean`` itself.
+    (:func:`_count_for_any_size`); ``torch.compile``, ``torch.jit.trace`` and eager
+    calls on other devices take ``torch.mean`` itself.
     """
     count = _divisor_of_mean(x, x.numel())
     if count is None:
@@ -205,7 +205,10 @@ def _divisor_of_mean(x: Array, size: Any) -> Array | None:
         # under Dynamo, no test of its own: each would cost a compiled call a guard
         return None if is_dynamo_compiling() else _count_for_any_size(x, size)
     key = (size, x.dtype)
-    count = _COUNTS.get(key)
+    try:
+        count = _COUNTS.get(key)
+    except TypeError:  # a symbolic size, unhashable: a transform's tensor, traced
+        return _count_for_any_size(x, size)
     if count is None:
         # the int rounds to x's dtype as ATen's conversion rounds it, to nearest
         count = _keep(_COUNTS, key, _constant(float(size), x.dtype))
