@@ -154,13 +154,14 @@ def prepare(
             check_reduction(reduction)
     except TypeError:
         check_reduction(reduction)
-    first_name, second_name = names
+    # names is read only on the way to an error: unpacked, the global tuple a loss
+    # passes costs each torch.compile'd call two guards
     # backend_of's cache, read in line: the call would cost a twentieth of a microsecond
-    backend = BACKENDS.get(id(type(first))) or backend_of(first, first_name)
+    backend = BACKENDS.get(id(type(first))) or backend_of(first, names[0])
     if type(second) is not type(first):
-        _check_same_library(first, first_name, second, second_name, backend)
+        _check_same_library(first, names[0], second, names[1], backend)
     if mask is not None and type(mask) is not type(first):
-        _check_same_library(first, first_name, mask, "mask", backend)
+        _check_same_library(first, names[0], mask, "mask", backend)
     if backend.tracks_devices:
         # the devices read directly, not by getattr(): 0.03 µs less on PyTorch
         try:
@@ -171,7 +172,7 @@ def prepare(
         except AttributeError:  # arrays traced by jax.jit have none
             one_device = False
         if not one_device:
-            _check_same_device(first, first_name, second, second_name, mask)
+            _check_same_device(first, names[0], second, names[1], mask)
 
     first_dtype, second_dtype = first.dtype, second.dtype
     # the method's fast path, in line
@@ -179,17 +180,17 @@ def prepare(
     if compute_dtype is None:
         compute_dtype = backend.compute_dtype(second_dtype)
         if compute_dtype is None:
-            _refuse_dtype(second_name, second_dtype, "a real floating dtype")
+            _refuse_dtype(names[1], second_dtype, "a real floating dtype")
     result_dtype = second_dtype
     if first_dtype != second_dtype:
         if first_is_rating:
             if backend.kind(first_dtype) == "other":
                 expected = "a bool, integer or real floating dtype"
-                _refuse_dtype(first_name, first_dtype, expected)
+                _refuse_dtype(names[0], first_dtype, expected)
         elif backend.compute_dtype(first_dtype) is None:
-            _refuse_dtype(first_name, first_dtype, "a real floating dtype")
+            _refuse_dtype(names[0], first_dtype, "a real floating dtype")
         else:
-            result_dtype = _promote(backend, first_name, first, second_name, second)
+            result_dtype = _promote(backend, names[0], first, names[1], second)
             compute_dtype = backend.compute_dtype(result_dtype)
 
     first_shape, second_shape = first.shape, second.shape
@@ -206,9 +207,7 @@ def prepare(
         else:
             # the helper's test in line, where it passes: the call cost 0.08 µs
             if len(second_shape) <= len(first_shape) or second_shape[0] == 0:
-                check_negatives_shape(
-                    second_name, second_shape, first_name, first_shape
-                )
+                check_negatives_shape(names[1], second_shape, names[0], first_shape)
             second_shape = second_shape[1:]
     # the ranks first, here and below: compared item by item, shapes of two ranks
     # would compare a symbolic size (torch.export's) with that of another axis, and
@@ -217,9 +216,10 @@ def prepare(
     if not broadcasts:
         loss_shape = first_shape
     else:
+        second_name = names[1]
         if second_has_negatives_axis:  # named for the error, where there is one
             second_name = f"{second_name} (after its negatives axis)"
-        loss_shape = broadcast_pair(first_name, first_shape, second_name, second_shape)
+        loss_shape = broadcast_pair(names[0], first_shape, second_name, second_shape)
 
     mask_fits = False
     if mask is not None:
