@@ -756,6 +756,38 @@ class TestDaskLaziness:
         )
         support.assert_close(result, expected, xp=xp, like=p_d)
 
+    @pytest.mark.parametrize(
+        "kept", ["first-chunk-empty", "none", "some"], ids=lambda kept: kept
+    )
+    def test_adaptive_hinge_over_a_selection_that_empties_chunks(self, xp, kept):
+        # the maximum over the negatives of (K, ?, 2) negatives, where a boolean
+        # selection emptied chunks of the batch axis: Dask's own max reduction fails
+        # to compute there (shapes that do not broadcast) and gets an empty one's
+        # shape wrong. expected: Spotlight's formula in float64
+        # (support.ref_adaptive_hinge) on the kept rows, 0 for none
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask.array as da
+
+        rng = np.random.default_rng(41)
+        p, n = rng.normal(size=(8, 2)), rng.normal(size=(3, 8, 2))
+        keep = {
+            "first-chunk-empty": np.arange(8) >= 4,
+            "none": np.zeros(8, dtype=bool),
+            "some": rng.uniform(size=8) > 0.4,
+        }[kept]
+        select = xp.asarray(da.from_array(keep, chunks=4))
+        p_d = xp.asarray(da.from_array(p, chunks=(4, 2)))[select]
+        n_d = xp.asarray(da.from_array(n, chunks=(3, 4, 2)))[:, select]
+        assert np.isnan(p_d.shape[0])
+        with support.computing_nothing():
+            result = al.adaptive_hinge_loss(p_d, n_d)
+            value, _ = al.value_and_grad(al.adaptive_hinge_loss)(p_d, n_d)
+        expected = support.ref_reduce(
+            support.ref_adaptive_hinge(p[keep], n[:, keep]), None, "mean"
+        )
+        for actual in (result, value):
+            support.assert_close(actual, expected, xp=xp, like=p_d)
+
     def test_unknown_size_against_a_known_one_is_refused_by_name(self, xp):
         # Dask broadcasts an unknown length only against another unknown one or 1;
         # against any other length its own error names no argument. expected: our

@@ -7,6 +7,7 @@ per array type.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -422,9 +423,19 @@ def max_over_first_axis(x: Array, /, *, xp: Namespace) -> Array:
 
 def max_over_first_axis_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
     """:func:`max_over_first_axis` for Dask, which computes the maximum of an empty
-    array of three or more axes to a wrong shape: an empty ``x`` has no value to
-    read, and its first row has the maximum's shape."""
-    return x[0, ...] if 0 in x.shape else xp.max(x, axis=0)
+    array of three or more axes to a wrong shape, and fails where a boolean selection
+    emptied a chunk of another axis (its size unknown until computed).
+
+    An empty ``x`` has no value to read, and its first row has the maximum's shape.
+    Where the other axes' sizes are unknown, the maximum is a chain of elementwise
+    maxima of the rows, chunk by chunk (NaN propagates through each), for a first
+    axis of known length: the negatives, a handful.
+    """
+    if 0 in x.shape:
+        return x[0, ...]
+    if known_size(x.shape[1:]) is None and known_size(x.shape[:1]) is not None:
+        return functools.reduce(xp.maximum, [x[i, ...] for i in range(x.shape[0])])
+    return xp.max(x, axis=0)
 
 
 def mean_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
