@@ -7,7 +7,6 @@ per array type.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -427,15 +426,25 @@ def max_over_first_axis_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
     emptied a chunk of another axis (its size unknown until computed).
 
     An empty ``x`` has no value to read, and its first row has the maximum's shape.
-    Where the other axes' sizes are unknown, the maximum is a chain of elementwise
-    maxima of the rows, chunk by chunk (NaN propagates through each), for a first
-    axis of known length: the negatives, a handful.
+    Where the other axes' sizes are unknown, the maximum is taken by halves, chunk by
+    chunk, for a first axis of known length: the negatives, a handful.
     """
     if 0 in x.shape:
         return x[0, ...]
     if known_size(x.shape[1:]) is None and known_size(x.shape[:1]) is not None:
-        return functools.reduce(xp.maximum, [x[i, ...] for i in range(x.shape[0])])
+        return max_over_first_axis_by_halves(x, xp=xp)
     return xp.max(x, axis=0)
+
+
+def max_over_first_axis_by_halves(x: Array, /, *, xp: Namespace) -> Array:
+    """The maximum of ``x`` over its first axis of k rows, in ⌈log₂ k⌉ halvings, each an
+    elementwise maximum, which propagates NaN."""
+    while x.shape[0] > 1:
+        rows = (x.shape[0] + 1) // 2
+        # with an odd number of rows the halves share the middle one, and the
+        # maximum of a value and itself is that value
+        x = xp.maximum(x[:rows], x[x.shape[0] - rows :])
+    return x[0, ...]
 
 
 def mean_of_any_size(x: Array, /, *, xp: Namespace) -> Array:

@@ -6,10 +6,13 @@ importing arraylosses never imports jax.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from ._functional import max_over_first_axis_by_halves
 
 Array = Any
 
@@ -33,16 +36,6 @@ def max_over_first_axis(x: Array) -> Array:
     return _compiled_max_by_halves(x)
 
 
-def _max_by_halves(x: Array) -> Array:
-    """The maximum of ``x`` over its first axis in ⌈log₂ k⌉ halvings of its k rows."""
-    while x.shape[0] > 1:
-        rows = (x.shape[0] + 1) // 2
-        # with an odd number of rows the halves share the middle one, and the
-        # maximum of a value and itself is that value
-        x = jnp.maximum(x[:rows], x[x.shape[0] - rows :])
-    return x[0]
-
-
 # compiled once per shape: one dispatch, where each halving's slices and maximum
 # would be three
-_compiled_max_by_halves = jax.jit(_max_by_halves)
+_compiled_max_by_halves = jax.jit(partial(max_over_first_axis_by_halves, xp=jnp))
