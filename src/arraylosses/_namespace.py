@@ -112,6 +112,9 @@ class Backend:
         cross-entropy ('logistic') reduce inside their one call.
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
+    has_scalars : bool
+        Whether the library gives a 0-d result as a scalar, not an array (NumPy,
+        whose reductions and elementwise functions on 0-d arrays do).
     floating : dict
         Every real floating dtype met so far outside ``torch.compile``'s tracing
         (see :func:`_traced`), mapped to the dtype its math runs in
@@ -141,6 +144,7 @@ class Backend:
     divide: Primitive
     fused: dict[str, Primitive]
     tracks_devices: bool
+    has_scalars: bool
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
 
@@ -247,6 +251,7 @@ def _resolve(array: object, name: str) -> Backend:
 
     fused: dict[str, Primitive] = {}
     tracks_devices = True
+    has_scalars = False
     primitives: dict[str, Primitive]
     # torch.compile traces this function on a first compiled call, and can't trace
     # the copy of a function that _bind makes: PyTorch's branch needs none
@@ -294,6 +299,7 @@ def _resolve(array: object, name: str) -> Backend:
     elif array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
         tracks_devices = False
+        has_scalars = True
         # NumPy's own functions, not the wrapper's: zeros, clip and count_nonzero
         # take microseconds more through it
         numpy = sys.modules["numpy"]
@@ -420,6 +426,7 @@ def _resolve(array: object, name: str) -> Backend:
         divide=primitives["divide"],
         fused=fused,
         tracks_devices=tracks_devices,
+        has_scalars=has_scalars,
     )
 
 

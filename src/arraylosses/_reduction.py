@@ -34,12 +34,9 @@ def reduce(
     if weights is not None:
         loss = _weighted(loss, weights, backend=backend)
     if reduction == "none":
-        # NumPy's elementwise functions give a 0-d result as a scalar, as its
-        # reductions do; the in-place ones, a 0-d array. Other libraries have no
-        # scalars, and indexing would cost them an operation
-        if loss.ndim == 0 and backend.name == "numpy":
-            return loss[()]
-        return loss
+        # the in-place primitives' 0-d result is a 0-d array, where the library's
+        # own functions give a scalar
+        return loss[()] if loss.ndim == 0 and backend.has_scalars else loss
     if not is_mean:
         # the mean over no elements is 0, as for an all-zero mask
         return backend.sum(loss)
@@ -106,6 +103,9 @@ def _count_at_broadcast_shape(
     if len(weights.shape) == len(loss.shape) and weights.shape == loss.shape:
         return count
     full, own = known_size(loss.shape), known_size(weights.shape)
+    # each element of the weights is repeated full / own times by the broadcast
+    if type(full) is int and type(own) is int:
+        return count * (full // own) if own else count
     # a bool mask's count is at least 1, as backend.count gives it (weights summing
     # to 0 are _mean_divisor's to replace)
     is_mask = weights.dtype == backend.xp.bool
@@ -113,9 +113,6 @@ def _count_at_broadcast_shape(
         zeros = backend.xp.zeros_like(loss)
         recount = backend.sum(zeros + backend.xp.astype(weights, loss.dtype))
         return backend.xp.maximum(recount, 1.0) if is_mask else recount
-    # each element of the weights is repeated full / own times by the broadcast
-    if type(full) is int and type(own) is int:
-        return count * (full // own) if own else count
     # symbolic sizes (jax.export's, and torch.export's and make_fx's outside Dynamo),
     # which may be 0 when a program traced for any size runs: the repeats without a
     # division, the product of the sizes the weights are broadcast along (the loss's

@@ -150,6 +150,7 @@ def mean(x: Array) -> Array:
     if count is None:
         return torch.mean(x)
     total = torch.sum(x)
+    # divide(), in line: its call would cost every mean a twenty-fifth of a microsecond
     return total / count if _IN_TRANSFORM() else total.div_(count)
 
 
