@@ -265,11 +265,13 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             f"{arguments.data} has no rating column"
         )
     ratings = interactions.ratings
-    if "poisson" in explicit and ratings is not None and float(ratings.min()) < 0:
-        parser.error(
-            f"--data: the poisson loss takes the ratings as counts, and "
-            f"{arguments.data} has negative ones (the least is {ratings.min()})"
-        )
+    if "poisson" in explicit and ratings is not None:
+        least = ratings.min()
+        if least < 0:
+            parser.error(
+                f"--data: the poisson loss takes the ratings as counts, and "
+                f"{arguments.data} has negative ones (the least is {least})"
+            )
     train, test = datasets.train_test_split(interactions, seed=arguments.seed)
     if len(test) == 0:
         parser.error(
