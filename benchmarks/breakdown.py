@@ -23,6 +23,7 @@ from typing import Any
 
 import harness
 import idioms
+import run
 
 Fn = Callable[..., Any]
 Step = tuple[str, Fn, tuple[Any, ...]]
@@ -35,7 +36,6 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
     import numpy as np
 
     from arraylosses import regression_loss
-    from arraylosses.explicit import _prepare_ratings
 
     rng = np.random.default_rng(0)
     observed = rng.integers(1, 6, size=(BATCH, SEQUENCE)).astype(np.float32)
@@ -49,7 +49,8 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
     loss_bits = ours_loss.view(np.uint32)
     mask_bits = mask.astype(np.uint32)
     float_mask = mask.astype(np.float32)
-    call = _prepare_ratings(observed, predicted, mask, "mean")
+    prepare = run.boundary("regression")
+    call = prepare(observed, predicted, mask)
     backend = call.backend
     idiom = idioms.numpy_idioms()["regression"]
     steps: list[Step] = [
@@ -57,11 +58,7 @@ def _numpy_masked_regression() -> tuple[str, list[Step]]:
         ("idiom", idiom, (observed, predicted, mask)),
         ("both: ŷ - y", np.subtract, (predicted, observed)),
         ("both: its square", np.square, (loss,)),
-        (
-            "ours: prepare (dispatch and checks)",
-            _prepare_ratings,
-            (observed, predicted, mask, "mean"),
-        ),
+        ("ours: prepare (dispatch and checks)", prepare, (observed, predicted, mask)),
         ("ours: mask as uint32", mask.astype, (np.uint32,)),
         (
             "ours: loss bits × mask, in place",
@@ -84,7 +81,6 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
 
     import arraylosses
     from arraylosses import _torch
-    from arraylosses.explicit import _prepare_ratings
 
     generator = torch.Generator().manual_seed(0)
     predictions = torch.randn(BATCH, generator=generator)
@@ -96,15 +92,12 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
         predicted = torch.randn(BATCH, generator=generator)
     ours = getattr(arraylosses, f"{loss_name}_loss")
     idiom = idioms.torch_idioms()[loss_name]
-    call = _prepare_ratings(observed, predicted, None, "mean")
+    prepare = run.boundary(loss_name)
+    call = prepare(observed, predicted)
     steps: list[Step] = [
         (f"ours: {loss_name}_loss", ours, (observed, predicted)),
         ("idiom", idiom, (observed, predicted)),
-        (
-            "ours: prepare (dispatch and checks)",
-            _prepare_ratings,
-            (observed, predicted, None, "mean"),
-        ),
+        ("ours: prepare (dispatch and checks)", prepare, (observed, predicted)),
     ]
     # the steps' own functions, closures over the modules imported above: an import
     # inside a timed function would add its lookup to the step

@@ -756,17 +756,18 @@ def _memory_of(
     }
 
 
-def _boundary(loss: str) -> Fn:
+def boundary(loss: str) -> Fn:
     """What a call of ``loss`` does before its math: arraylosses' private
     ``prepare``, which resolves the namespace and checks devices, dtypes and
-    shapes (the package's own function, so it can't drift from what it does)."""
+    shapes (the package's own function, so it can't drift from what it does),
+    through a closure: one Python call more than the loss makes."""
     from arraylosses._call import prepare
 
     names = ("first", "second")
     explicit = loss in ("regression", "poisson", "logistic")
     stacked = loss == "adaptive_hinge"
 
-    def boundary(first: Any, second: Any, mask: Any = None) -> Any:
+    def checked(first: Any, second: Any, mask: Any = None) -> Any:
         return prepare(
             first,
             second,
@@ -777,7 +778,7 @@ def _boundary(loss: str) -> Fn:
             second_has_negatives_axis=stacked,
         )
 
-    return boundary
+    return checked
 
 
 def _bare(loss: str, backend: Any) -> Fn:
@@ -832,9 +833,9 @@ def _overhead_cell(
     ) and _bits(ours(*args)) == _bits(bare(*args))
     if backend.operations is not None:
         same = same and backend.operations(ours, args) == backend.operations(bare, args)
-    boundary = _boundary(loss)
+    boundary_of_loss = boundary(loss)
     timing = harness.interleave(
-        [(ours, args), (bare, args), (boundary, args), (idiom, args)], plan
+        [(ours, args), (bare, args), (boundary_of_loss, args), (idiom, args)], plan
     )
     overhead, low, high = harness.median_ci(
         [

@@ -1274,7 +1274,14 @@ def test_numpy_dtypes_equal_but_not_identical_compute_alike():
         assert result.dtype == np.float32
         np.testing.assert_allclose(result, expected, rtol=1e-6)
         # and the checked call holds the caller's arrays, neither cast nor copied
-        call = arraylosses._call.prepare(first, second, None, "mean", names=("a", "b"))
+        call = arraylosses._call.prepare(
+            first,
+            second,
+            None,
+            "mean",
+            names=("a", "b"),
+            second_has_negatives_axis=False,
+        )
         assert call.first is first
         assert call.second is second
         assert call.cast_to is None

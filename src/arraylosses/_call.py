@@ -113,8 +113,8 @@ def prepare(
     reduction: str,
     *,
     names: tuple[str, str],
+    second_has_negatives_axis: bool,
     first_is_rating: bool = False,
-    second_has_negatives_axis: bool = False,
 ) -> Call:
     """Check one call's inputs and cast them for its math.
 
@@ -133,11 +133,13 @@ def prepare(
         'mean', 'sum' or 'none'.
     names : tuple of str
         The parameter names of ``first`` and ``second``, for error messages.
+    second_has_negatives_axis : bool
+        Whether ``second`` stacks several negatives on its leading axis. Without a
+        default, as every call reads it: a default read costs each
+        ``torch.compile``'d call a guard on the function's defaults.
     first_is_rating : bool
         Whether ``first`` holds observed ratings, which may be bool or integer and
         take the predictions' dtype; otherwise both are floating predictions.
-    second_has_negatives_axis : bool
-        Whether ``second`` stacks several negatives on its leading axis.
 
     Raises
     ------

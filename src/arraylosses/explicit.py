@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._call import Call, prepare
+from ._call import prepare
 from ._docstrings import shared_sections
 from ._validation import check_flag
 
@@ -21,14 +21,6 @@ Array = Any
 __all__ = ["logistic_loss", "poisson_loss", "regression_loss"]
 
 _NAMES = ("observed_ratings", "predicted_ratings")
-
-
-def _prepare_ratings(
-    observed: Array, predicted: Array, mask: Array | None, reduction: str
-) -> Call:
-    return prepare(
-        observed, predicted, mask, reduction, names=_NAMES, first_is_rating=True
-    )
 
 
 @shared_sections
@@ -83,7 +75,15 @@ def regression_loss(
     >>> round(float(regression_loss(observed, predicted)), 4)
     0.4167
     """
-    call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
+    call = prepare(
+        observed_ratings,
+        predicted_ratings,
+        mask,
+        reduction,
+        names=_NAMES,
+        second_has_negatives_axis=False,
+        first_is_rating=True,
+    )
     fused = call.fused("regression")
     if fused is not None:
         return fused
@@ -168,7 +168,15 @@ def poisson_loss(
     # for a type checker, not for a caller without one
     if log_input is not False and log_input is not True:
         check_flag("log_input", log_input)  # type: ignore[unreachable]
-    call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
+    call = prepare(
+        observed_ratings,
+        predicted_ratings,
+        mask,
+        reduction,
+        names=_NAMES,
+        second_has_negatives_axis=False,
+        first_is_rating=True,
+    )
     xp, observed, predicted = call.backend.xp, call.first, call.second
     if log_input:
         # with rate e^x: rate - y·log(rate) = e^x - y·x
@@ -248,7 +256,15 @@ def logistic_loss(
     >>> round(float(logistic_loss(observed, predicted)), 4)
     0.4714
     """
-    call = _prepare_ratings(observed_ratings, predicted_ratings, mask, reduction)
+    call = prepare(
+        observed_ratings,
+        predicted_ratings,
+        mask,
+        reduction,
+        names=_NAMES,
+        second_has_negatives_axis=False,
+        first_is_rating=True,
+    )
     fused = call.fused("logistic")
     if fused is not None:
         return fused

@@ -79,7 +79,12 @@ def pointwise_loss(
     0.9093
     """
     call = prepare(
-        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+        positive_predictions,
+        negative_predictions,
+        mask,
+        reduction,
+        names=_NAMES,
+        second_has_negatives_axis=False,
     )
     backend = call.backend
     # 1 - σ(p) = σ(-p)
@@ -150,7 +155,12 @@ def bpr_loss(
     0.4353
     """
     call = prepare(
-        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+        positive_predictions,
+        negative_predictions,
+        mask,
+        reduction,
+        names=_NAMES,
+        second_has_negatives_axis=False,
     )
     # 1 - σ(p - n) = σ(n - p)
     return call.finish(call.backend.sigmoid_of_difference(call.second, call.first))
@@ -218,7 +228,12 @@ def hinge_loss(
     if type(margin) is not float or margin - margin != 0.0:
         margin = as_margin(margin)
     call = prepare(
-        positive_predictions, negative_predictions, mask, reduction, names=_NAMES
+        positive_predictions,
+        negative_predictions,
+        mask,
+        reduction,
+        names=_NAMES,
+        second_has_negatives_axis=False,
     )
     backend = call.backend
     excess = backend.add_scalar(call.second - call.first, margin)
