@@ -507,6 +507,56 @@ class TestTorchCompile:
                 shape=_shape(reduction, (3, 4)),
             )
 
+    # the first dual tensor loads torch's own decompositions for forward mode, which
+    # torch.jit.script compiles, and PyTorch 2.13 warns of its own call
+    @pytest.mark.filterwarnings(
+        "ignore:`torch.jit.script` is deprecated:DeprecationWarning:torch"
+    )
+    @pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+    @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+    def test_forward_mode_inside_a_compiled_function(self, xp, case, mask_kind):
+        """Dual tensors of ``torch.autograd.forward_ad`` made inside the compiled
+        function: forward mode marks no tensor as requiring grad, and a loss that
+        took it for a plain call would lose the tangent (a bool mask's kept terms,
+        read through their bits, drop it)."""
+        _skip_unless(xp, "torch", "torch.compile")
+        import torch
+        from torch.autograd import forward_ad
+
+        rng = np.random.default_rng(43)
+        first, second = _draw(case, rng, (3, 4))
+        masks = {
+            "none": None,
+            "bool": rng.uniform(size=(3, 4)) < 0.6,
+            "float": rng.uniform(0.0, 2.0, (3, 4)),
+        }
+        mask = masks[mask_kind]
+        mask_xp = None
+        if mask is not None:
+            mask_dtype = xp.bool if mask_kind == "bool" else xp.float32
+            mask_xp = support.asarray(xp, mask, mask_dtype)
+        args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
+        tangent = support.asarray(xp, rng.normal(size=second.shape), xp.float32)
+        function = getattr(al, case.name)
+
+        def derivative_along_second(f, s):
+            with forward_ad.dual_level():
+                dual = forward_ad.make_dual(s, tangent)
+                loss = function(f, dual, mask_xp, **case.kwargs)
+                return forward_ad.unpack_dual(loss).tangent
+
+        expected = derivative_along_second(*args)
+        torch._dynamo.reset()
+        compiled = torch.compile(derivative_along_second, backend="eager")
+        result = compiled(*args)
+
+        # expected: the same directional derivative eager (whose forward mode
+        # test_dispatch checks against reverse mode's)
+        assert result is not None
+        support.assert_close(
+            result, support.to_numpy(expected), xp=xp, like=args[1], shape=()
+        )
+
     def test_fullgraph_compile_of_two_dtypes(self, xp):
         # float16 with float32 promotes outside the standard's table of dtypes, where
         # the compat layer's result_type made tensors and broke the graph

@@ -414,12 +414,15 @@ def _filled(mask: Array, x: Array) -> Array:
 def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     """The sum of :func:`keep` ``(mask, loss)``, written into ``loss`` (a new tensor
     the call owns) where it can be, and :func:`count` of ``mask``."""
-    bits = _bits(loss)
+    # compiled, _bits() without its test for a trace, and no is_compiling(): each
+    # would cost the call guards of its own
+    compiled = is_dynamo_compiling() and not _differentiated(loss)
+    bits = _BITS.get(loss.element_size()) if compiled else _bits(loss)
     if bits is None:
         return torch.sum(_filled(mask, loss)), count(mask, None)
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
     ones = mask.to(bits)
-    if is_compiling():
+    if compiled or is_compiling():
         # the graph fuses the product into the sum. The count in int64: choosing its
         # dtype by the loss's size, which may be symbolic, would bound the sizes the
         # program takes
