@@ -962,6 +962,48 @@ def test_torch_export_of_a_vmap_over_rows_takes_any_row_length():
             )
 
 
+@pytest.mark.parametrize("tracer", ["export", "export (strict)", "jit.trace"])
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+def test_traced_from_plain_tensors_differentiates_later(loss, tracer):
+    # a program traced from tensors that do not require grad, then run on ones that
+    # do: torch.export and torch.jit.trace keep neither a test of requires_grad nor
+    # its answer, so whatever the loss chose for plain tensors must serve autograd
+    # too. The bits of a masked loss read as integers dropped the gradient without
+    # a word, and a sum written into a sigmoid's saved output failed the backward
+    # pass. expected: the eager call's value and gradient, on the same tensors
+    torch = pytest.importorskip("torch")
+    if tracer == "jit.trace" and sys.version_info >= (3, 14):
+        pytest.skip("torch.jit is not supported on Python 3.14")
+    for mask in (None, "bool", "bool (B, 1)", "bool (T,)", "weights (T,)"):
+        first, second, weights = _batch_of(loss, 3, mask)
+        if tracer == "jit.trace":
+            with warnings.catch_warnings():
+                # torch.jit.trace itself is deprecated in PyTorch 2.13, and warns that
+                # the branches on shapes it records are fixed for the traced sizes
+                warnings.simplefilter("ignore")
+                program = torch.jit.trace(
+                    lambda a, b, m=weights: loss(a, b, m), (first, second)
+                )
+        else:
+
+            class Loss(torch.nn.Module):
+                def forward(self, first, second, m=weights):
+                    return loss(first, second, m)
+
+            exported = torch.export.export(
+                Loss(), (first, second), strict=tracer == "export (strict)"
+            )
+            program = exported.module()
+        tracked = first.clone().requires_grad_()
+        value = program(tracked, second)
+        (gradient,) = torch.autograd.grad(value, tracked)
+        eager_tracked = first.clone().requires_grad_()
+        eager_value = loss(eager_tracked, second, weights)
+        (eager_gradient,) = torch.autograd.grad(eager_value, eager_tracked)
+        torch.testing.assert_close(value, eager_value, msg=f"mask {mask}")
+        torch.testing.assert_close(gradient, eager_gradient, msg=f"mask {mask}")
+
+
 def test_make_fx_divides_a_broadcast_mask_by_an_empty_batch():
     # make_fx's symbolic mode keeps the program's size arithmetic as Python, and a
     # count of (B, T) over (B, 1) once divided the sizes: ZeroDivisionError at B = 0.
