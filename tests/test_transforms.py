@@ -85,6 +85,18 @@ def _skip_unless(xp, backend: str, what: str) -> None:
         pytest.skip(f"{what} applies to {backend} arrays only, not {name}")
 
 
+def _mask_of_kind(xp, kind: str, rng: np.random.Generator, shape, dtype):
+    """A mask of ``kind`` ('none', 'bool' or 'float', in ``dtype``) at ``shape``, or
+    None; both masks are drawn whatever the kind, so later draws do not depend on it."""
+    kept = rng.uniform(size=shape) < 0.6
+    weights = rng.uniform(0.0, 2.0, shape)
+    if kind == "none":
+        return None
+    if kind == "bool":
+        return support.asarray(xp, kept, xp.bool)
+    return support.asarray(xp, weights, dtype)
+
+
 def _shape(reduction: str, shape) -> tuple[int, ...]:
     return tuple(shape) if reduction == "none" else ()
 
@@ -412,16 +424,7 @@ class TestTorchVmap:
         batch, width = 3, 5
         rng = np.random.default_rng(41)
         in_dims, first, second = _mapped_pair(case, mapped, rng, batch, width)
-        masks = {
-            "none": None,
-            "bool": rng.uniform(size=width) < 0.6,
-            "float": rng.uniform(0.0, 2.0, width),
-        }
-        mask = masks[mask_kind]
-        mask_xp = None
-        if mask is not None:
-            mask_dtype = xp.bool if mask_kind == "bool" else xp.float64
-            mask_xp = support.asarray(xp, mask, mask_dtype)
+        mask_xp = _mask_of_kind(xp, mask_kind, rng, width, xp.float64)
         args = [support.asarray(xp, a, xp.float64) for a in (first, second)]
         index = 0 if along == "first" else 1
         tangent_shape = tuple(args[index].shape)[1 if in_dims[index] == 0 else 0 :]
@@ -525,16 +528,7 @@ class TestTorchCompile:
 
         rng = np.random.default_rng(43)
         first, second = _draw(case, rng, (3, 4))
-        masks = {
-            "none": None,
-            "bool": rng.uniform(size=(3, 4)) < 0.6,
-            "float": rng.uniform(0.0, 2.0, (3, 4)),
-        }
-        mask = masks[mask_kind]
-        mask_xp = None
-        if mask is not None:
-            mask_dtype = xp.bool if mask_kind == "bool" else xp.float32
-            mask_xp = support.asarray(xp, mask, mask_dtype)
+        mask_xp = _mask_of_kind(xp, mask_kind, rng, (3, 4), xp.float32)
         args = [support.asarray(xp, a, xp.float32) for a in (first, second)]
         tangent = support.asarray(xp, rng.normal(size=second.shape), xp.float32)
         function = getattr(al, case.name)
