@@ -404,7 +404,7 @@ def count(mask: Array, dtype: Any) -> Array:  # noqa: ARG001 - every count takes
 
 def keep(mask: Array, x: Array) -> Array:
     """``x`` where ``mask`` is True, else exactly 0, even where ``x`` is inf or NaN."""
-    bits = None if is_compiling() else _bits(x)
+    bits = _bits(x)
     if bits is None:
         return _filled(mask, x)
     return _times_bits(x, mask.to(bits))
@@ -421,7 +421,8 @@ def _filled(mask: Array, x: Array) -> Array:
 def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     """The sum of :func:`keep` ``(mask, loss)``, written into ``loss`` (a new tensor
     the call owns) where it can be, and :func:`count` of ``mask``."""
-    if is_compiling():
+    bits = _bits(loss)
+    if bits is None and is_compiling():
         # traced (torch.compile, torch.export): a selection autograd follows, as the
         # program may run later on tensors that require grad (see _bits), and one
         # Inductor fuses into the sum (where() there took 1 to 3% less time than the
@@ -431,7 +432,6 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
         # the program takes
         total = torch.sum(torch.where(mask, loss, 0.0))
         return total, torch.sum(mask.to(torch.int32), dtype=torch.int64).clamp_min_(1)
-    bits = _bits(loss)
     if bits is None:
         return torch.sum(_filled(mask, loss)), count(mask, None)
     # one conversion of the mask serves both: torch sums bools at half the speed of ints
@@ -450,14 +450,14 @@ def _times_bits(x: Array, ones: Array) -> Array:
 
 
 def _bits(x: Array) -> Any:
-    """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for
-    it. Not asked while ``torch.compile`` or ``torch.export`` traces: its callers
-    test for that first, and select differentiably there."""
+    """The signed integer dtype of ``x``'s item size, if ``x``'s bits may stand in for it."""
     # autograd can't follow a bit view, nor can torch.jit.trace record one (its graph
-    # has no view to a dtype): tensors that carry gradients, and traced ones, take
-    # _filled(). A program traced from tensors that do not require grad may run later
-    # on ones that do (torch.compile guards requires_grad; torch.export and
-    # torch.jit.trace do not), and the view would drop their gradient without a word
-    if _differentiated(x) or _JIT_TRACING():
+    # has no view to a dtype): tensors that carry gradients, and traced ones, take a
+    # differentiable select. A program traced from tensors that do not require grad
+    # may run later on ones that do (torch.compile guards requires_grad; torch.export
+    # and torch.jit.trace do not), and the view would drop their gradient without a
+    # word. The test for tracing first: under Dynamo the others would cost guards, and
+    # the C test for a trace a graph break
+    if is_compiling() or _differentiated(x) or _JIT_TRACING():
         return None
     return _BITS.get(x.element_size())
