@@ -135,9 +135,22 @@ def _environment(results: dict[str, Any]) -> list[str]:
             f"- 1-minute load average before→after each backend: {loads} "
             "(near 0 on a quiet machine; near the CPU count, other work competed)"
         )
-    threads = results["backends"].get("torch", {}).get("info", {}).get("threads")
-    if threads:
-        lines.append(f"- PyTorch intra-op threads: {threads}")
+    loops = ", ".join(
+        f"{name} {outcome['interpreter_loop_us']:.1f}"
+        for name, outcome in results["backends"].items()
+        if outcome.get("interpreter_loop_us") is not None
+    )
+    if loops:
+        lines.append(
+            f"- Interpreter speed, µs for `sum(range(1000))` before each backend: "
+            f"{loops} (machines differ: the eager cells at small sizes time mostly "
+            "Python and per-call dispatch, and move with this)"
+        )
+    torch_info = results["backends"].get("torch", {}).get("info", {})
+    if torch_info.get("threads"):
+        capability = torch_info.get("cpu_capability")
+        kernels = f"; its CPU kernels use {capability}" if capability else ""
+        lines.append(f"- PyTorch intra-op threads: {torch_info['threads']}{kernels}")
     dispatch = results["backends"].get("jax", {}).get("info", {}).get("dispatch")
     if dispatch:
         how = {

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -199,6 +200,7 @@ def _orchestrate(options: argparse.Namespace) -> int:
     for backend in options.backends:
         _progress(f"== {backend} ==")
         load_before = _load_average()
+        interpreter_before = _interpreter_loop_us()
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as scratch:
             out = Path(scratch) / "result.json"
@@ -220,6 +222,7 @@ def _orchestrate(options: argparse.Namespace) -> int:
                     "its messages were printed above the tables"
                 }
         outcome["load_average"] = {"before": load_before, "after": _load_average()}
+        outcome["interpreter_loop_us"] = interpreter_before
         outcome["seconds"] = round(time.monotonic() - started, 1)
         _progress(f"== {backend}: {outcome['seconds']:.0f} s ==")
         results["backends"][backend] = outcome
@@ -312,6 +315,15 @@ def _load_average() -> list[float] | None:
         return None
 
 
+def _interpreter_loop_us() -> float:
+    """Microseconds CPython takes for ``sum(range(1000))``, the best of five: how fast
+    this machine runs the interpreter, to compare runs on different machines (the
+    eager cells at small sizes time mostly Python and per-call dispatch)."""
+    rounds = 2000
+    best = min(timeit.repeat("sum(range(1000))", number=rounds, repeat=5))
+    return round(best / rounds * 1e6, 2)
+
+
 def _progress(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
@@ -377,7 +389,11 @@ def _torch_backend(*, compiled: bool) -> Backend:
     import torch._dynamo
 
     idiom_by_name = idioms.torch_idioms()
-    info = {"threads": torch.get_num_threads()}
+    info = {
+        "threads": torch.get_num_threads(),
+        # the widest vector instructions ATen's CPU kernels dispatch to here
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
     def convert(array: Any) -> Any:
         # a tensor of PyTorch's own allocation, 64-byte aligned as users' tensors
