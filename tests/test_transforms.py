@@ -611,6 +611,26 @@ class TestTorchCompile:
             like=arrays["n"],
         )
 
+    def test_numpy_scalar_margin_is_refused_with_the_way_out(self, xp):
+        # Dynamo makes an array of a NumPy scalar while it traces, which the hinges
+        # refuse; eager calls take the scalar. The message must not read as if the
+        # scalar itself were not a real number, and must say what to pass instead
+        _skip_unless(xp, "torch", "torch.compile")
+        import torch
+
+        p = support.asarray(xp, [2.0, 0.5, -1.0], xp.float32)
+        n = support.asarray(xp, [-1.0, 0.0, 1.0], xp.float32)
+        # expected: the eager call with the same margin, as a Python float
+        expected = al.hinge_loss(p, n, margin=0.5)
+        support.assert_close(
+            al.hinge_loss(p, n, margin=np.float32(0.5)), expected, xp=xp, like=p
+        )
+        torch._dynamo.reset()
+        compiled = torch.compile(al.hinge_loss, backend="eager")
+        with pytest.raises(TypeError, match=r"under torch\.compile.*float\(margin\)"):
+            compiled(p, n, margin=np.float32(0.5))
+        support.assert_close(compiled(p, n, margin=0.5), expected, xp=xp, like=p)
+
     def test_no_graph_break_for_bpr_with_a_mask(self, xp):
         _skip_unless(xp, "torch", "torch._dynamo.explain")
         import torch

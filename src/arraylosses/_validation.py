@@ -52,7 +52,13 @@ def as_margin(margin: object) -> float:
     if type(margin) is float and margin - margin == 0.0:
         return margin
     if isinstance(margin, bool) or not isinstance(margin, Real):
-        msg = f"margin must be a real number, got {describe_type(margin)} {margin!r}"
+        # torch.compile turns a NumPy scalar into an array while it traces, and the
+        # message is then written outside the trace, of the scalar itself
+        msg = (
+            "margin must be a real number, a Python or NumPy scalar (under "
+            "torch.compile, a Python number: float(margin)), got "
+            f"{describe_type(margin)} {margin!r}"
+        )
         raise TypeError(msg)
     try:
         value = float(margin)
