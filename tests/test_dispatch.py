@@ -1472,12 +1472,21 @@ def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     odd = np.asarray([0.5, 1.0], dtype=ml_dtypes.bfloat16)
     plain = np.asarray([0.5, 1.0], dtype=np.float32)
-    with pytest.raises(TypeError, match=r"positive_predictions must have a real"):
+    # the message says what to do, where "got bfloat16" alone reads as a contradiction
+    way_out = r"got bfloat16, a floating type from outside the library; cast it to"
+    with pytest.raises(
+        TypeError, match=rf"positive_predictions must have a real.*{way_out}"
+    ):
         bpr_loss(odd, plain)
-    with pytest.raises(TypeError, match=r"observed_ratings must have a bool, integer"):
+    with pytest.raises(
+        TypeError, match=rf"observed_ratings must have a bool, integer.*{way_out}"
+    ):
         regression_loss(odd, plain)
-    with pytest.raises(TypeError, match=r"mask must have a bool, integer"):
+    with pytest.raises(TypeError, match=rf"mask must have a bool, integer.*{way_out}"):
         bpr_loss(plain, plain, odd)
+    # a type that is not floating at all gets no such advice
+    with pytest.raises(TypeError, match=r"got complex64$"):
+        bpr_loss(plain.astype(np.complex64), plain)
 
 
 def test_torch_dtypes_torch_does_not_promote_are_refused_by_name():
