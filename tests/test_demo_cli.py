@@ -229,6 +229,27 @@ class TestDemo:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"Training curves written to {plot}" in capsys.readouterr().err
 
+    @pytest.mark.parametrize("epochs", [1, 2, 30])
+    def test_plot_ticks_whole_epochs(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epochs: int
+    ) -> None:
+        # a one-epoch run once got ticks at 0.945, 0.960, ... around its one point
+        pytest.importorskip("matplotlib")
+        pyplot = pytest.importorskip("matplotlib.pyplot")
+        figures = []
+        monkeypatch.setattr(pyplot, "close", figures.append)
+        curve = [1.0 / (epoch + 1) for epoch in range(epochs)]
+        cli._plot([cli.Result(model="m", loss="bpr", curve=curve)], tmp_path / "c.png")
+        (axis,) = [axis for axis in figures[0].axes if axis.get_visible()]
+        low, high = axis.get_xlim()
+        shown = [tick for tick in axis.get_xticks() if low <= tick <= high]
+        # expected: whole epochs, the first and the last of them within the axis
+        assert shown
+        assert all(float(tick).is_integer() for tick in shown)
+        assert low < 1
+        assert high > epochs
+        pyplot.close(figures[0])
+
 
 def training_raises(
     monkeypatch: pytest.MonkeyPatch, error: BaseException | type[BaseException]
@@ -567,6 +588,23 @@ class TestBadArguments:
 
     # NumPy warns of the overflow in the model's updates, which the run shows as is
     @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+    def test_a_run_diverging_from_its_l2_names_it(
+        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # at the default learning rate, a weight decay of 1e300 sends the parameters
+        # to inf in the first update: the message must name --l2, not only the
+        # learning rate the user never set. expected: exit status 1, no table
+        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "1"]
+        with pytest.raises(SystemExit) as raised:
+            main([*arguments, "--l2", "1e300"])
+        assert raised.value.code == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "training with the bpr loss diverged" in err
+        assert "--learning-rate (now 0.005) or --l2 (now 1e+300)" in err
+
+    # NumPy warns of the overflow in the model's updates, which the run shows as is
+    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
     def test_parameters_that_diverge_in_the_last_update_stop_the_run(
         self, tiny: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -584,7 +622,8 @@ class TestBadArguments:
         assert out == ""
         assert (
             "training with the bpr loss diverged: some of its parameters were inf or "
-            "NaN after epoch 1; try a smaller --learning-rate (now 1e+300)"
+            "NaN after epoch 1; try a smaller --learning-rate (now 1e+300) or --l2 "
+            "(now 1e-05)"
         ) in err
 
     @pytest.mark.parametrize(

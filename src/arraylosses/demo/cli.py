@@ -401,9 +401,11 @@ def _run_family(
             sign = _divergence(trained, xp=xp)
         seconds = time.perf_counter() - start
         if sign is not None:
+            # either can send the updates to inf: Adam adds l2 times each parameter
             msg = (
                 f"training with the {name} loss diverged: {sign}; try a smaller "
-                f"--learning-rate (now {settings.learning_rate})"
+                f"--learning-rate (now {settings.learning_rate}) or --l2 (now "
+                f"{settings.l2})"
             )
             raise _DivergedError(msg)
         model = trained.model
@@ -630,7 +632,11 @@ def _plot(results: list[Result], path: Path) -> None:
         summary = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
         axis.set_title(f"{result.loss}\n{summary}", fontsize=9)
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        # whole epochs only, with room on either side: the locator falls back to
+        # fractional ticks where it finds fewer whole ones than it wants (two, by
+        # default), as around the one point of a one-epoch run
+        axis.set_xlim(0.5, len(result.curve) + 0.5)
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
         axis.set_ylabel("mean training loss")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
