@@ -1334,26 +1334,30 @@ def test_numpy_dtypes_equal_but_not_identical_compute_alike():
 def test_numpy_losses_raise_nothing_but_underflow_on_finite_scores(size, dtype):
     # the error state the documentation recommends for catching NaN and inf: every
     # loss and its gradients on scores far past exp's range, rates near 0 and past
-    # 1e30, must neither overflow, divide by 0 nor make a NaN. expected: no
-    # FloatingPointError, and finite values
+    # 1e30, log-rates whose exponential is finite (the loss then is), must neither
+    # overflow, divide by 0 nor make a NaN. expected: no FloatingPointError, and
+    # finite values
     scores = np.resize(np.asarray([3.0, 120.0, -120.0, 800.0, -800.0], dtype), size)
     zeros = np.zeros(size, dtype)
     signs = np.resize(np.asarray([1.0, -1.0, 1.0, -1.0, 1.0], dtype), size)
     rates = np.resize(np.asarray([1e-30, 5.0, 1e30], dtype), size)
     counts = np.resize(np.asarray([0.0, 3.0, 1.0], dtype), size)
+    # log-rates from exp's underflow to just inside float32's range (e^80 = 5.5e34)
+    log_rates = np.resize(np.asarray([-800.0, 3.0, 80.0], dtype), size)
     calls = [
-        (pointwise_loss, (scores, zeros)),
-        (bpr_loss, (scores, zeros)),
-        (hinge_loss, (scores, zeros)),
-        (adaptive_hinge_loss, (scores, np.stack([zeros, scores]))),
-        (regression_loss, (signs, scores)),
-        (poisson_loss, (counts, rates)),
-        (logistic_loss, (signs, scores)),
+        (pointwise_loss, (scores, zeros), {}),
+        (bpr_loss, (scores, zeros), {}),
+        (hinge_loss, (scores, zeros), {}),
+        (adaptive_hinge_loss, (scores, np.stack([zeros, scores])), {}),
+        (regression_loss, (signs, scores), {}),
+        (poisson_loss, (counts, rates), {}),
+        (poisson_loss, (counts, log_rates), {"log_input": True}),
+        (logistic_loss, (signs, scores), {}),
     ]
     with np.errstate(all="raise", under="ignore"):
-        for loss, args in calls:
-            value, gradients = arraylosses.value_and_grad(loss)(*args)
-            assert math.isfinite(float(loss(*args))), loss.__name__
+        for loss, args, options in calls:
+            value, gradients = arraylosses.value_and_grad(loss)(*args, **options)
+            assert math.isfinite(float(loss(*args, **options))), loss.__name__
             assert math.isfinite(float(value)), loss.__name__
             for gradient in gradients if isinstance(gradients, tuple) else (gradients,):
                 assert np.isfinite(gradient).all(), loss.__name__
