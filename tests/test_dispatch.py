@@ -1493,6 +1493,55 @@ def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
         bpr_loss(plain.astype(np.complex64), plain)
 
 
+@pytest.mark.parametrize(
+    "mask",
+    [None, ((), "bool"), ((1,), "float32"), ((65536, 1), "bool")],
+    ids=["value_and_grad, no mask", "0-d bool mask", "(1,) weights", "(B, 1) mask"],
+)
+def test_jax_counts_beyond_int32_trace(mask):
+    # 2**31 float32 elements (8 GiB an array: real on a GPU or a mesh). JAX without
+    # x64 parses a Python int operand as an int32, so a mean's divisor or a broadcast
+    # mask's repeats of 2**31 raised OverflowError while tracing. Traced abstractly
+    # here, as jax.jit would; expected: the loss's own float32 scalar and gradients
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    shape = (65536, 32768)
+    p = n = jax.ShapeDtypeStruct(shape, jnp.float32)
+    if mask is None:
+        value, gradients = jax.eval_shape(arraylosses.value_and_grad(bpr_loss), p, n)
+        assert [g.shape for g in gradients] == [shape, shape]
+    else:
+        weights = jax.ShapeDtypeStruct(mask[0], jnp.dtype(mask[1]))
+        value = jax.eval_shape(hinge_loss, p, n, weights)
+    assert value.shape == ()
+    assert value.dtype == jnp.float32
+
+
+def test_a_count_beyond_int32_is_scaled_exactly():
+    # the count of a mask that broadcasts, scaled by its 2**31 repeats: in JAX's
+    # float32 (a float operand), and in PyTorch's int64 (the exact int, no float)
+    jax = pytest.importorskip("jax")
+    from arraylosses._namespace import backend_of
+    from arraylosses._reduction import _count_at_broadcast_shape
+
+    loss = jax.ShapeDtypeStruct((65536, 32768), jax.numpy.float32)
+    weights = jax.ShapeDtypeStruct((1,), jax.numpy.bool_)
+    count = jax.numpy.asarray(3.0, dtype=jax.numpy.float32)
+    backend = backend_of(count, "count")
+    scaled = _count_at_broadcast_shape(count, weights, loss, backend=backend)
+    # expected: 3 · 2**31, exact in float32 (a power of two times 3)
+    assert float(scaled) == 3 * 2**31
+    assert scaled.dtype == jax.numpy.float32
+    torch = pytest.importorskip("torch")
+    count = torch.tensor(3, dtype=torch.int64)
+    backend = backend_of(count, "count")
+    weights = torch.empty((1,), dtype=torch.bool, device="meta")
+    loss = torch.empty((65536, 32768), device="meta")
+    scaled = _count_at_broadcast_shape(count, weights, loss, backend=backend)
+    assert scaled.dtype == torch.int64
+    assert int(scaled) == 3 * 2**31
+
+
 def test_torch_dtypes_torch_does_not_promote_are_refused_by_name():
     # torch promotes none of its float8 types with another dtype: the error came
     # from inside the compat layer's result_type, naming neither argument

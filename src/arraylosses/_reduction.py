@@ -15,6 +15,10 @@ Array = Any
 
 __all__ = ["reduce", "reduce_with_derivatives"]
 
+# the largest Python int JAX takes as an operand of float32 arithmetic without x64:
+# it parses any int as an int32 first, and raises OverflowError beyond
+_INT32_MAX = 2**31 - 1
+
 
 def reduce(
     loss: Array, weights: Array | None, reduction: str, *, backend: Backend
@@ -69,7 +73,8 @@ def reduce_with_derivatives(
     if weights is None:
         size = known_size(loss.shape)
         if size is not None:
-            return backend.mean(loss), [d / size for d in derivatives]
+            divisor = _as_operand(size)
+            return backend.mean(loss), [d / divisor for d in derivatives]
         # a Dask array of unknown size: one count of its elements divides all
         divisor = count_of_elements(loss, xp=backend.xp)
         return backend.sum(loss) / divisor, [d / divisor for d in derivatives]
@@ -105,7 +110,14 @@ def _count_at_broadcast_shape(
     full, own = known_size(loss.shape), known_size(weights.shape)
     # each element of the weights is repeated full / own times by the broadcast
     if type(full) is int and type(own) is int:
-        return count * (full // own) if own else count
+        if not own:
+            return count
+        repeats = full // own
+        # a count of a floating dtype takes a float; an integer one (PyTorch's, sized
+        # for the loss) or NumPy's Python int, the exact int
+        if repeats > _INT32_MAX and _is_floating(count, backend=backend):
+            return count * float(repeats)
+        return count * repeats
     # a bool mask's count is at least 1, as backend.count gives it (weights summing
     # to 0 are _mean_divisor's to replace)
     is_mask = weights.dtype == backend.xp.bool
@@ -124,3 +136,15 @@ def _count_at_broadcast_shape(
     repeats = math.prod(loss.shape[:leading]) * math.prod(broadcast)
     # 0 repeats only where the loss is empty, and its total 0
     return backend.xp.maximum(count * repeats, 1) if is_mask else count * repeats
+
+
+def _as_operand(size: Any) -> Any:
+    """An element count as an operand of a floating array's arithmetic: beyond int32's
+    range, a float, exact to 2**53 (see ``_INT32_MAX``); else as it is, symbolic
+    sizes (``jax.export``'s) included."""
+    return float(size) if type(size) is int and size > _INT32_MAX else size
+
+
+def _is_floating(count: Any, *, backend: Backend) -> bool:
+    dtype = getattr(count, "dtype", None)
+    return dtype is not None and backend.kind(dtype) == "real floating"
