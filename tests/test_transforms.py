@@ -852,6 +852,50 @@ class TestDaskLaziness:
         for actual in (result, value):
             support.assert_close(actual, expected, xp=xp, like=p_d)
 
+    @pytest.mark.parametrize(
+        "empty", ["sizes-computed", "batch-chunk", "negatives-chunk"]
+    )
+    def test_adaptive_hinge_over_empty_chunks_of_known_size(self, xp, empty):
+        # chunks known to be empty: a selection after compute_chunk_sizes(), which the
+        # scaling guide recommends, or chunks made so. Dask's own max over the
+        # negatives axis failed to compute there ("operands could not be broadcast
+        # together"). expected: support.ref_adaptive_hinge in float64 on those rows
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask.array as da
+
+        rng = np.random.default_rng(43)
+        p, n = rng.normal(size=(8, 3)), rng.normal(size=(2, 8, 3))
+        keep = np.arange(8) >= 4
+        if empty == "sizes-computed":
+            select = da.from_array(keep, chunks=4)
+            p_d = xp.asarray(da.from_array(p, chunks=(4, 3)))[select]
+            n_d = xp.asarray(da.from_array(n, chunks=(2, 4, 3)))[:, select]
+            p_d.compute_chunk_sizes()
+            n_d.compute_chunk_sizes()
+            p, n = p[keep], n[:, keep]
+        elif empty == "batch-chunk":
+            p_d = xp.asarray(da.from_array(p, chunks=((4, 0, 4), (3,))))
+            n_d = xp.asarray(da.from_array(n, chunks=((2,), (4, 0, 4), (3,))))
+        else:
+            p_d = xp.asarray(da.from_array(p, chunks=(4, 3)))
+            n_d = xp.asarray(da.from_array(n, chunks=((0, 2), (4, 4), (3,))))
+        with support.computing_nothing():
+            result = al.adaptive_hinge_loss(p_d, n_d)
+            value, _ = al.value_and_grad(al.adaptive_hinge_loss)(p_d, n_d)
+            elementwise = al.adaptive_hinge_loss(p_d, n_d, reduction="none")
+        expected = support.ref_adaptive_hinge(p, n)
+        for actual in (result, value):
+            support.assert_close(
+                actual, support.ref_reduce(expected, None, "mean"), xp=xp, like=p_d
+            )
+        support.assert_close(
+            elementwise,
+            expected,
+            xp=xp,
+            like=p_d,
+            shape=(4 if empty == "sizes-computed" else 8, 3),
+        )
+
     def test_unknown_size_against_a_known_one_is_refused_by_name(self, xp):
         # Dask broadcasts an unknown length only against another unknown one or 1;
         # against any other length its own error names no argument. expected: our

@@ -421,17 +421,18 @@ def max_over_first_axis(x: Array, /, *, xp: Namespace) -> Array:
 
 
 def max_over_first_axis_of_any_size(x: Array, /, *, xp: Namespace) -> Array:
-    """:func:`max_over_first_axis` for Dask, which computes the maximum of an empty
-    array of three or more axes to a wrong shape, and fails where a boolean selection
-    emptied a chunk of another axis (its size unknown until computed).
+    """:func:`max_over_first_axis` for Dask, whose own maximum over an axis computes
+    that of an empty array of three or more axes to a wrong shape, and fails where a
+    chunk of any axis is empty: after a boolean selection, its size unknown or (once
+    ``compute_chunk_sizes()`` has run) known to be 0.
 
     An empty ``x`` has no value to read, and its first row has the maximum's shape.
-    Where the other axes' sizes are unknown, the maximum is taken by halves, chunk by
-    chunk, for a first axis of known length: the negatives, a handful.
+    Otherwise, for a first axis of known length (the negatives, a handful), the
+    maximum is taken by halves, chunk by chunk.
     """
     if 0 in x.shape:
         return x[0, ...]
-    if known_size(x.shape[1:]) is None and known_size(x.shape[:1]) is not None:
+    if known_size(x.shape[:1]) is not None:
         return max_over_first_axis_by_halves(x, xp=xp)
     return xp.max(x, axis=0)
 
