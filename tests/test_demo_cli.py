@@ -572,36 +572,39 @@ class TestBadArguments:
 
     # NumPy warns of the overflow in the model's updates, which the run shows as is
     @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+    @pytest.mark.parametrize(
+        ("options", "advice"),
+        [
+            # a learning rate of 1e30 sends the loss to inf or NaN within two epochs
+            (
+                ["--epochs", "2", "--learning-rate", "1e30"],
+                "; try a smaller --learning-rate (now 1e+30) or --l2 (now 1e-05)",
+            ),
+            # at the default learning rate, a weight decay of 1e300 sends the
+            # parameters to inf in the first update: the message must name --l2,
+            # not only the learning rate the user never set
+            (
+                ["--epochs", "1", "--l2", "1e300"],
+                "; try a smaller --learning-rate (now 0.005) or --l2 (now 1e+300)",
+            ),
+        ],
+        ids=["learning-rate", "l2"],
+    )
     def test_a_diverging_run_stops_with_an_error(
-        self, tiny: Path, capsys: pytest.CaptureFixture[str]
+        self,
+        tiny: Path,
+        capsys: pytest.CaptureFixture[str],
+        options: list[str],
+        advice: str,
     ) -> None:
-        # a learning rate of 1e30 sends the loss to inf or NaN within two epochs;
         # metrics of such a model mean nothing. expected: exit status 1, no table
-        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "2"]
         with pytest.raises(SystemExit) as raised:
-            main([*arguments, "--learning-rate", "1e30"])
+            main(["demo", "--data", str(tiny), "--losses", "bpr", *options])
         assert raised.value.code == 1
         out, err = capsys.readouterr()
         assert out == ""
         assert "training with the bpr loss diverged" in err
-        assert "; try a smaller --learning-rate (now 1e+30)" in err
-
-    # NumPy warns of the overflow in the model's updates, which the run shows as is
-    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-    def test_a_run_diverging_from_its_l2_names_it(
-        self, tiny: Path, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        # at the default learning rate, a weight decay of 1e300 sends the parameters
-        # to inf in the first update: the message must name --l2, not only the
-        # learning rate the user never set. expected: exit status 1, no table
-        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "1"]
-        with pytest.raises(SystemExit) as raised:
-            main([*arguments, "--l2", "1e300"])
-        assert raised.value.code == 1
-        out, err = capsys.readouterr()
-        assert out == ""
-        assert "training with the bpr loss diverged" in err
-        assert "--learning-rate (now 0.005) or --l2 (now 1e+300)" in err
+        assert advice in err
 
     # NumPy warns of the overflow in the model's updates, which the run shows as is
     @pytest.mark.filterwarnings("ignore::RuntimeWarning")
