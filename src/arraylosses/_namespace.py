@@ -115,6 +115,10 @@ class Backend:
     has_scalars : bool
         Whether the library gives a 0-d result as a scalar, not an array (NumPy,
         whose reductions and elementwise functions on 0-d arrays do).
+    largest_int_operand : int or None
+        The largest Python int the library takes as an operand of a floating
+        array's arithmetic, or None for any: JAX parses an int as an int32 unless
+        x64 is on, and raises OverflowError beyond, where a float serves.
     floating : dict
         Every real floating dtype met so far outside ``torch.compile``'s tracing
         (see :func:`_traced`), mapped to the dtype its math runs in
@@ -145,6 +149,7 @@ class Backend:
     fused: dict[str, Primitive]
     tracks_devices: bool
     has_scalars: bool
+    largest_int_operand: int | None = None
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
 
@@ -252,6 +257,7 @@ def _resolve(array: object, name: str) -> Backend:
     fused: dict[str, Primitive] = {}
     tracks_devices = True
     has_scalars = False
+    largest_int_operand = None
     primitives: dict[str, Primitive]
     # torch.compile traces this function on a first compiled call, and can't trace
     # the copy of a function that _bind makes: PyTorch's branch needs none
@@ -352,6 +358,8 @@ def _resolve(array: object, name: str) -> Backend:
         # the array is a JAX array, so jax is imported; _jax imports it
         from . import _jax  # noqa: PLC0415
 
+        # without x64 (its default), and harmless with it: a float is then taken
+        largest_int_operand = 2**31 - 1
         primitives = _standard_primitives(xp)
         primitives.update(
             sigmoid=jax_nn.sigmoid,
@@ -427,6 +435,7 @@ def _resolve(array: object, name: str) -> Backend:
         fused=fused,
         tracks_devices=tracks_devices,
         has_scalars=has_scalars,
+        largest_int_operand=largest_int_operand,
     )
 
 

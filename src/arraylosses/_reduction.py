@@ -15,10 +15,6 @@ Array = Any
 
 __all__ = ["reduce", "reduce_with_derivatives"]
 
-# the largest Python int JAX takes as an operand of float32 arithmetic without x64:
-# it parses any int as an int32 first, and raises OverflowError beyond
-_INT32_MAX = 2**31 - 1
-
 
 def reduce(
     loss: Array, weights: Array | None, reduction: str, *, backend: Backend
@@ -73,7 +69,7 @@ def reduce_with_derivatives(
     if weights is None:
         size = known_size(loss.shape)
         if size is not None:
-            divisor = _as_operand(size)
+            divisor = _as_operand(size, backend=backend)
             return backend.mean(loss), [d / divisor for d in derivatives]
         # a Dask array of unknown size: one count of its elements divides all
         divisor = count_of_elements(loss, xp=backend.xp)
@@ -110,14 +106,7 @@ def _count_at_broadcast_shape(
     full, own = known_size(loss.shape), known_size(weights.shape)
     # each element of the weights is repeated full / own times by the broadcast
     if type(full) is int and type(own) is int:
-        if not own:
-            return count
-        repeats = full // own
-        # a count of a floating dtype takes a float; an integer one (PyTorch's, sized
-        # for the loss) or NumPy's Python int, the exact int
-        if repeats > _INT32_MAX and _is_floating(count, backend=backend):
-            return count * float(repeats)
-        return count * repeats
+        return count * _as_operand(full // own, backend=backend) if own else count
     # a bool mask's count is at least 1, as backend.count gives it (weights summing
     # to 0 are _mean_divisor's to replace)
     is_mask = weights.dtype == backend.xp.bool
@@ -138,13 +127,13 @@ def _count_at_broadcast_shape(
     return backend.xp.maximum(count * repeats, 1) if is_mask else count * repeats
 
 
-def _as_operand(size: Any) -> Any:
-    """An element count as an operand of a floating array's arithmetic: beyond int32's
-    range, a float, exact to 2**53 (see ``_INT32_MAX``); else as it is, symbolic
-    sizes (``jax.export``'s) included."""
-    return float(size) if type(size) is int and size > _INT32_MAX else size
-
-
-def _is_floating(count: Any, *, backend: Backend) -> bool:
-    dtype = getattr(count, "dtype", None)
-    return dtype is not None and backend.kind(dtype) == "real floating"
+def _as_operand(size: Any, *, backend: Backend) -> Any:
+    """An element count as an operand of a floating array's arithmetic: a float
+    (exact to 2**53) where the library takes no int that large
+    (``Backend.largest_int_operand``), else as it is. The library's limit is read
+    first: under Dynamo, a size compared with it would bound the sizes a program
+    traced by ``torch.export`` takes."""
+    limit = backend.largest_int_operand
+    if limit is not None and type(size) is int and size > limit:
+        return float(size)
+    return size
