@@ -331,8 +331,9 @@ def _describe_placement(placement: Any) -> str:
 
 
 def _refuse_dtype(name: str, dtype: Any, expected: str) -> NoReturn:
-    msg = f"{name} must have {expected}, got {dtype}"
-    if "float" in str(dtype) and "complex" not in str(dtype):
+    shown = str(dtype)
+    msg = f"{name} must have {expected}, got {shown}"
+    if "float" in shown and "complex" not in shown:
         # a floating type the library itself does not know, as ml_dtypes' bfloat16
         # in a NumPy array (np.asarray of a JAX bfloat16 array makes one)
         msg += ", a floating type from outside the library; cast it to float32"
