@@ -1161,21 +1161,21 @@ def _autograd_of_second(loss, first, second):
     return torch.autograd.grad(loss(first, second), second)[0]
 
 
-def test_torch_mask_counts_sized_by_the_loss_not_the_mask(monkeypatch):
+def test_torch_mask_counts_hold_any_loss_size():
     # a bool mask smaller than the loss counts its Trues, then scales the count by the
-    # broadcast; the count's integer type must hold the loss's size. The int32 limit
-    # is lowered here so that a loss of 40 elements crosses it. expected: int64
+    # broadcast (_reduction); the count's integer type must hold any loss's size, so
+    # it is int64 whatever the sizes. expected: int64, the count and sum by hand
     torch = pytest.importorskip("torch")
     from arraylosses import _torch
 
-    monkeypatch.setattr(_torch, "_INT32_MAX", 10)
     loss = torch.rand(8, 5)
     mask = torch.tensor([True, False, True, True, True])
     total, count = _torch.masked_total(loss.clone(), mask)
     assert count.dtype == torch.int64
     assert int(count) == 4
-    # expected: the masked sum by hand
     torch.testing.assert_close(total, loss[:, mask].sum(), rtol=1e-6, atol=0)
+    # the count of the mask that fills the loss, by the function autograd's path takes
+    assert _torch.count(mask.expand(8, 5), None).dtype == torch.int64
 
 
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])

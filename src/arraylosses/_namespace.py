@@ -92,8 +92,7 @@ class Backend:
     masked_total : callable
         ``masked_total(loss, mask)``: the sum of ``keep(mask, loss)`` and
         ``count(mask, loss.dtype)``, for a ``loss`` the call has just computed,
-        which it may overwrite (NumPy and PyTorch write the kept terms into it;
-        PyTorch converts the mask once for both).
+        which it may overwrite (NumPy and PyTorch write the kept terms into it).
     result_type : callable
         ``result_type(array, array)``, the dtype two floating arrays promote to:
         by their dtypes, except that a weak-typed JAX array (a Python float under
