@@ -1174,8 +1174,10 @@ def test_torch_mask_counts_hold_any_loss_size():
     assert count.dtype == torch.int64
     assert int(count) == 4
     torch.testing.assert_close(total, loss[:, mask].sum(), rtol=1e-6, atol=0)
-    # the count of the mask that fills the loss, by the function autograd's path takes
-    assert _torch.count(mask.expand(8, 5), None).dtype == torch.int64
+    # count(), which the path with autograd takes, counts in int64 too: 8 rows of 4
+    count = _torch.count(mask.expand(8, 5), None)
+    assert count.dtype == torch.int64
+    assert int(count) == 32
 
 
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
