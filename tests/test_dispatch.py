@@ -1164,7 +1164,8 @@ def _autograd_of_second(loss, first, second):
 def test_torch_mask_counts_hold_any_loss_size():
     # a bool mask smaller than the loss counts its Trues, then scales the count by the
     # broadcast (_reduction); the count's integer type must hold any loss's size, so
-    # it is int64 whatever the sizes. expected: int64, the count and sum by hand
+    # it is int64 whatever the sizes. expected: int64, the count by hand, and the sum
+    # of the kept columns selected by indexing
     torch = pytest.importorskip("torch")
     from arraylosses import _torch
 
