@@ -1373,7 +1373,7 @@ def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
     plain = np.asarray([[0.5, 1.0]], dtype=np.float32)
     if kind == "masked array":
         odd = np.ma.array(plain, mask=[[False, True]])
-        refused = r"is a numpy\.MaskedArray, which arraylosses can't take: pass "
+        refused = r"is a numpy\.ma\.MaskedArray, which arraylosses can't take: pass "
 
         def hint(name):
             if name == "mask":
@@ -1467,7 +1467,7 @@ def test_torch_masked_tensors_are_refused():
         warnings.simplefilter("ignore", UserWarning)
         odd = torch.masked.masked_tensor(plain, torch.tensor([True, False]))
     pattern = (
-        r"is a torch\.MaskedTensor, which arraylosses can't take: pass a plain "
+        r"is a torch\.masked\.MaskedTensor, which arraylosses can't take: pass a plain "
         r"tensor \(a masked tensor's mask goes in mask=\)"
     )
     for loss in (bpr_loss, hinge_loss):

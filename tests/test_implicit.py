@@ -352,17 +352,38 @@ class _ImplicitLossContract:
     # arrays too: one equal to a name passed as that name on some backends and
     # failed deep inside others
     @pytest.mark.parametrize(
-        "reduction",
-        ["avg", "MEAN", None, 1, np.asarray("sum"), np.asarray(["sum", "mean"])],
+        ("reduction", "type_name"),
+        [
+            ("avg", "str"),
+            ("MEAN", "str"),
+            (None, "NoneType"),
+            (1, "int"),
+            (np.asarray("sum"), "numpy.ndarray"),
+            (np.asarray(["sum", "mean"]), "numpy.ndarray"),
+        ],
         ids=["avg", "MEAN", "None", "int", "0-d-array", "array"],
     )
-    def test_refuses_unknown_reduction(self, xp: ModuleType, reduction: object) -> None:
+    def test_refuses_unknown_reduction(
+        self, xp: ModuleType, reduction: object, type_name: str
+    ) -> None:
         _, _, p, n = self.inputs(xp, "float32")
-        with pytest.raises(
-            ValueError,
-            match=rf"reduction must be one of .*{re.escape(repr(reduction))}",
-        ):
+        # a name it doesn't know is a ValueError; anything but a str, a TypeError
+        # that names its type, raised alone (not during the set lookup's TypeError)
+        if type_name == "str":
+            error, message = (
+                ValueError,
+                "reduction must be one of 'mean', 'sum' or 'none'",
+            )
+        else:
+            error = TypeError
+            message = "reduction must be a str, one of 'mean', 'sum' or 'none', got "
+            if reduction is not None:
+                message += type_name
+        with pytest.raises(error, match=re.escape(message)) as raised:
             self.loss(p, n, reduction=reduction)
+        assert repr(reduction) in str(raised.value)
+        assert raised.value.__cause__ is None
+        assert raised.value.__suppress_context__ or raised.value.__context__ is None
 
     @pytest.mark.parametrize("kind", ["list", "float"])
     @pytest.mark.parametrize(
@@ -453,7 +474,12 @@ class _HingeTests(_ImplicitLossContract):
     @pytest.mark.parametrize(
         ("margin", "error", "message"),
         [
-            ("1.0", TypeError, "margin must be a real number"),
+            # a value that is no array gets no advice about arrays
+            (
+                "1.0",
+                TypeError,
+                r"margin must be a real number, .*, got str '1\.0'(?!; pass)",
+            ),
             (None, TypeError, "margin must be a real number"),
             (math.inf, ValueError, "margin must be finite"),
             (-math.inf, ValueError, "margin must be finite"),

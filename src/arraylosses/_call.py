@@ -144,7 +144,8 @@ def prepare(
     Raises
     ------
     TypeError
-        Arrays from two libraries, a non-array, or a dtype the argument can't take.
+        Arrays from two libraries, a non-array, a dtype the argument can't take, or
+        a reduction that is not a str.
     ValueError
         Arrays on two devices, shapes that do not fit, or an unknown reduction.
     """

@@ -56,8 +56,9 @@ Spotlight's version takes no mask and no reduction; without them the
 Raises
     ------
     TypeError
-        If the arrays come from two libraries, an argument is not an array, or
-        its dtype is not one it accepts.
+        If the arrays come from two libraries, an argument is not an array, its
+        dtype is not one it accepts, two floating dtypes do not promote to one
+        (PyTorch's float8 types with any other), or ``reduction`` is not a str.
     ValueError
         If the arrays are on two devices, their shapes do not broadcast or
         broadcast into an outer product, the mask does not broadcast to the

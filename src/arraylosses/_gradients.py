@@ -274,6 +274,14 @@ def _binder(
     def arguments_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if required <= len(args) <= len(positional) and kwargs.keys() <= keyword_only:
             return {**defaults, **dict(zip(positional, args, strict=False)), **kwargs}
+        if len(args) > len(positional):
+            # Signature.bind says only "too many positional arguments"
+            msg = (
+                f"{name}() takes from {required} to {len(positional)} positional "
+                f"arguments but {len(args)} were given; pass "
+                f"{', '.join(sorted(keyword_only))} by keyword"
+            )
+            raise TypeError(msg)
         # anything else, the arrays named by keyword or a wrong call, as Python binds it
         try:
             bound = signature.bind(*args, **kwargs)

@@ -8,6 +8,7 @@ lazy on Dask.
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Real
 from typing import Any, NoReturn
 
@@ -34,12 +35,19 @@ __all__ = [
 
 
 def check_reduction(reduction: object) -> None:
-    # a str first: an array compares elementwise, and would pass as a name it equals
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        shown = repr(reduction)
-        if reduction is not None and not isinstance(reduction, str):
-            shown = f"{describe_type(reduction)} {shown}"
-        msg = f"reduction must be one of 'mean', 'sum' or 'none', got {shown}"
+    """Refuse a ``reduction`` that is not one of :data:`REDUCTIONS`: TypeError for one
+    that is not a str (an array compares elementwise, and would pass as a name it
+    equals), ValueError for an unknown name."""
+    expected = "one of 'mean', 'sum' or 'none'"
+    if not isinstance(reduction, str):
+        shown = (
+            "None" if reduction is None else f"{describe_type(reduction)} {reduction!r}"
+        )
+        msg = f"reduction must be a str, {expected}, got {shown}"
+        # from None: the caller may be handling the TypeError of a failed lookup
+        raise TypeError(msg) from None
+    if reduction not in REDUCTIONS:
+        msg = f"reduction must be {expected}, got {reduction!r}"
         raise ValueError(msg)
 
 
@@ -52,13 +60,17 @@ def as_margin(margin: object) -> float:
     if type(margin) is float and margin - margin == 0.0:
         return margin
     if isinstance(margin, bool) or not isinstance(margin, Real):
-        # torch.compile turns a NumPy scalar into an array while it traces, and the
-        # message is then written outside the trace, of the scalar itself
         msg = (
-            "margin must be a real number, a Python or NumPy scalar (under "
-            "torch.compile, a Python number: float(margin)), got "
+            "margin must be a real number, a Python or NumPy scalar, got "
             f"{describe_type(margin)} {margin!r}"
         )
+        if hasattr(margin, "shape"):
+            # a tensor, a traced JAX scalar, or the 0-d array torch.compile turns a
+            # NumPy scalar into while it traces
+            msg += (
+                "; pass a Python number: float(margin) under torch.compile, and "
+                "under jax.jit close over the margin or mark it static"
+            )
         raise TypeError(msg)
     try:
         value = float(margin)
@@ -236,12 +248,25 @@ def check_flag(name: str, value: object) -> None:
 
 
 def describe_type(value: object) -> str:
-    """The type of ``value`` for error messages: ``module.Class`` by its top-level
-    module (``numpy.ndarray``, and ``numpy.bool`` beside Python's), or a builtin's
-    name alone (``int``)."""
-    name = type(value).__qualname__
-    library = library_of(value)
-    return name if library == "builtins" else f"{library}.{name}"
+    """The type of ``value`` for error messages: ``module.Class`` by the shortest
+    module path it imports from (``numpy.ndarray``, and ``numpy.bool`` beside
+    Python's; ``numpy.ma.MaskedArray``, defined in ``numpy.ma.core``), else by its
+    module's path up to the first private part (``array_api_strict.Array``,
+    defined in ``array_api_strict._array_object``), or a builtin's name alone
+    (``int``)."""
+    kind = type(value)
+    name, module = kind.__qualname__, kind.__module__
+    if module == "builtins":
+        return name
+    parts = module.split(".")
+    public = parts[:1]
+    for part in parts[1:]:
+        if getattr(sys.modules.get(".".join(public)), name, None) is kind:
+            break
+        if part.startswith("_"):
+            break
+        public.append(part)
+    return f"{'.'.join(public)}.{name}"
 
 
 def a_type(value: object) -> str:
