@@ -176,6 +176,12 @@ def prepare(
             one_device = False
         if not one_device:
             _check_same_device(first, names[0], second, names[1], mask)
+    elif backend.check_chunks is not None:
+        # one type for any chunks: each call's arrays are looked at
+        backend.check_chunks(first, names[0])
+        backend.check_chunks(second, names[1])
+        if mask is not None:
+            backend.check_chunks(mask, "mask")
 
     first_dtype, second_dtype = first.dtype, second.dtype
     # the method's fast path, in line

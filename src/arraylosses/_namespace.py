@@ -111,6 +111,11 @@ class Backend:
         cross-entropy ('logistic') reduce inside their one call.
     tracks_devices : bool
         Whether arrays of this library can live on different devices.
+    check_chunks : callable or None
+        ``check_chunks(array, name)`` raises for an array whose chunks the losses
+        can't take (Dask's of NumPy masked arrays, whose masks some operations
+        would honour and others not), where the type of an array does not tell its
+        chunks' apart; None for libraries without chunks.
     has_scalars : bool
         Whether the library gives a 0-d result as a scalar, not an array (NumPy,
         whose reductions and elementwise functions on 0-d arrays do).
@@ -148,6 +153,7 @@ class Backend:
     fused: dict[str, Primitive]
     tracks_devices: bool
     has_scalars: bool
+    check_chunks: Callable[[Array, str], None] | None = None
     largest_int_operand: int | None = None
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
@@ -255,6 +261,7 @@ def _resolve(array: object, name: str) -> Backend:
 
     fused: dict[str, Primitive] = {}
     tracks_devices = True
+    check_chunks: Primitive | None = None
     has_scalars = False
     largest_int_operand = None
     primitives: dict[str, Primitive]
@@ -311,9 +318,10 @@ def _resolve(array: object, name: str) -> Backend:
         # subclasses whose operators or values the array API doesn't describe: a
         # masked array's mask would be ignored, a matrix's * is a matrix product
         if isinstance(array, numpy.ma.MaskedArray | numpy.matrix):
-            msg = (
-                f"{name} is {a_type(array)}, which arraylosses can't take: "
-                f"{_plain_numpy_hint(array, name, numpy)}"
+            msg = f"{name} is {a_type(array)}, which arraylosses can't take: " + (
+                _unmasked_hint(name, "numpy.ma")
+                if isinstance(array, numpy.ma.MaskedArray)
+                else f"pass numpy.asarray({name})"
             )
             raise TypeError(msg)
         if not promotes_by_dtype(numpy):
@@ -345,6 +353,8 @@ def _resolve(array: object, name: str) -> Backend:
     elif array_api_compat.is_dask_namespace(xp):
         library = "dask"
         tracks_devices = False
+        # dask imports numpy
+        check_chunks = partial(_refuse_masked_chunks, numpy=sys.modules["numpy"])
         primitives = _standard_primitives(xp)
         # a boolean selection leaves a size unknown, perhaps 0, until computed
         primitives["mean"] = _bind(_functional.mean_of_any_size, xp=xp)
@@ -434,22 +444,35 @@ def _resolve(array: object, name: str) -> Backend:
         fused=fused,
         tracks_devices=tracks_devices,
         has_scalars=has_scalars,
+        check_chunks=check_chunks,
         largest_int_operand=largest_int_operand,
     )
 
 
-def _plain_numpy_hint(array: object, name: str, numpy: types.ModuleType) -> str:
-    """How to pass the NumPy masked array or matrix ``array``, the argument ``name``,
-    as a plain array that means the same."""
-    if not isinstance(array, numpy.ma.MaskedArray):
-        return f"pass numpy.asarray({name})"
+def _unmasked_hint(name: str, ma: str) -> str:
+    """How to pass the masked array ``name`` of the module ``ma`` (``numpy.ma``,
+    ``dask.array.ma``) as a plain array and a mask that mean the same."""
     if name == "mask":
-        return "pass numpy.ma.filled(mask, 0), which leaves its masked entries out"
+        return f"pass {ma}.filled(mask, 0), which leaves its masked entries out"
     # numpy.ma's mask is True where an element is left out, the losses' where it counts
     return (
-        f"pass numpy.ma.getdata({name}) and carry its mask in mask=, which is True "
-        "where an element counts (numpy.ma's is True where one is left out)"
+        f"pass {ma}.getdata({name}) and carry its mask in mask=, which is True "
+        f"where an element counts ({ma}'s is True where one is left out)"
     )
+
+
+def _refuse_masked_chunks(
+    array: Array, name: str, /, *, numpy: types.ModuleType
+) -> None:
+    """Raise a TypeError where the Dask array ``array``, the argument ``name``, is
+    made of NumPy masked arrays (``dask.array.ma``)."""
+    # a Dask array's _meta is an empty array of its chunks' type
+    if isinstance(getattr(array, "_meta", None), numpy.ma.MaskedArray):
+        msg = (
+            f"{name} is {a_type(array)} of NumPy masked arrays (dask.array.ma), "
+            f"which arraylosses can't take: {_unmasked_hint(name, 'dask.array.ma')}"
+        )
+        raise TypeError(msg)
 
 
 def _standard_primitives(xp: Namespace) -> dict[str, Primitive]:
