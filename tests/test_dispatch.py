@@ -193,7 +193,8 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
     # a sharded array's device is its sharding: two shardings over one set of
     # devices, or an uncommitted array beside a committed one, are what JAX computes
     # with eagerly; arrays committed to different devices are what it refuses, even
-    # beside an uncommitted one.
+    # beside an uncommitted one, and so are two meshes of one set of devices in two
+    # orders.
     # expected: the first two accepted with the value of unsharded inputs (by hand:
     # bpr of 1 against 0 is σ(-1)), the others refused naming both placements. Two
     # CPU devices exist only if XLA_FLAGS says so before JAX starts: a subprocess
@@ -221,6 +222,14 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
             "two devices beside an uncommitted one": (
                 jnp.ones(8), jax.device_put(zeros, first), jax.device_put(ones > 0, second)
             ),
+            "one set of devices in two orders": (
+                positive,
+                jax.device_put(
+                    zeros,
+                    NamedSharding(Mesh(np.array([second, first]), ("batch",)), PartitionSpec("batch")),
+                ),
+                None,
+            ),
         }
         for name, arguments in calls.items():
             try:
@@ -245,6 +254,11 @@ def test_jax_arrays_on_one_set_of_devices_mix_as_jax_mixes_them():
         (
             "two devices beside an uncommitted one: negative_predictions is on "
             "device cpu:0 but mask is on device cpu:1; move them to one device"
+        ),
+        (
+            "one set of devices in two orders: positive_predictions is on devices "
+            "cpu:0, cpu:1 but negative_predictions is on devices cpu:1, cpu:0; shard "
+            "them over one mesh: JAX computes with one order of devices"
         ),
     ]
 

@@ -306,19 +306,30 @@ def _check_same_device(
             continue
         if placed is None:
             placed = (name, placement)
-        elif placement != placed[1]:
+        elif not _same_placement(placement, placed[1]):
+            reordered = (
+                isinstance(placement, tuple)
+                and isinstance(placed[1], tuple)
+                and set(placement) == set(placed[1])
+            )
+            remedy = (
+                "shard them over one mesh: JAX computes with one order of devices"
+                if reordered
+                else "move them to one device"
+            )
             msg = (
                 f"{placed[0]} is on {_describe_placement(placed[1])} but {name} is "
-                f"on {_describe_placement(placement)}; move them to one device"
+                f"on {_describe_placement(placement)}; {remedy}"
             )
             raise ValueError(msg)
 
 
 def _placement(array: Array) -> Any:
     """Where ``array`` lives, as far as two arrays must share it: its device; for a
-    JAX array, the set of its devices (a sharded array's ``device`` is its sharding,
-    and JAX computes with two shardings over one set of devices, where their meshes
-    order the devices alike: JAX itself refuses meshes that order them differently);
+    JAX array, its devices in the order its sharding lists them (a tuple), or as a
+    set where its sharding has no mesh to order them by (a sharded array's
+    ``device`` is its sharding; JAX computes with two shardings whose devices it
+    lists alike, and refuses meshes that order one set of devices differently);
     None where the library places it as needed (an uncommitted JAX array) or keeps
     no device (an array traced by ``jax.jit``)."""
     device = getattr(array, "device", None)
@@ -326,15 +337,37 @@ def _placement(array: Array) -> Any:
     if device is None or getattr(array, "committed", True) is False:
         return None
     devices = getattr(array, "devices", None)
-    return frozenset(devices()) if callable(devices) else device
+    if not callable(devices):
+        return device
+    every = devices()
+    if len(every) == 1:
+        return tuple(every)
+    mesh = getattr(getattr(array, "sharding", None), "mesh", None)
+    # a NumPy array of the mesh's devices: the order JAX lists them in
+    in_order: Any = getattr(mesh, "devices", None)
+    return tuple(in_order.flat) if hasattr(in_order, "flat") else frozenset(every)
+
+
+def _same_placement(one: Any, other: Any) -> bool:
+    """Whether two placements from :func:`_placement` agree: equal, or the same set of
+    JAX devices where either has no order."""
+    unordered = isinstance(one, frozenset) or isinstance(other, frozenset)
+    if (
+        unordered
+        and isinstance(one, tuple | frozenset)
+        and isinstance(other, tuple | frozenset)
+    ):
+        return set(one) == set(other)
+    return bool(one == other)
 
 
 def _describe_placement(placement: Any) -> str:
-    if not isinstance(placement, frozenset):
+    if not isinstance(placement, tuple | frozenset):
         return f"device {placement}"
     if len(placement) == 1:
         return f"device {next(iter(placement))}"
-    return f"devices {', '.join(sorted(map(str, placement)))}"
+    shown = placement if isinstance(placement, tuple) else sorted(map(str, placement))
+    return f"devices {', '.join(map(str, shown))}"
 
 
 def _refuse_dtype(name: str, dtype: Any, expected: str) -> NoReturn:
