@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
+import pytest
 
 import arraylosses
 
@@ -155,6 +157,41 @@ def asarray(
     )
     array = xp.astype(array, dtype)
     return array if device is None else array_api_compat.to_device(array, device)
+
+
+# reductions every loss refuses, with the name of the type its error shows: arrays
+# too, as one equal to a name passed as that name on some backends and failed deep
+# inside others (PyTorch's fused calls)
+REFUSED_REDUCTIONS = [
+    pytest.param("avg", "str", id="avg"),
+    pytest.param("MEAN", "str", id="MEAN"),
+    pytest.param(None, "NoneType", id="None"),
+    pytest.param(1, "int", id="int"),
+    pytest.param(np.asarray("sum"), "numpy.ndarray", id="0-d-array"),
+    pytest.param(np.asarray(["sum", "mean"]), "numpy.ndarray", id="array"),
+]
+
+
+def assert_reduction_refused(
+    call: Callable[[object], object], reduction: object, type_name: str
+) -> None:
+    """``call(reduction)`` refuses ``reduction``, one of :data:`REFUSED_REDUCTIONS`: a
+    name it doesn't know with a ValueError; anything but a str with a TypeError that
+    names its type, raised alone (not during the set lookup's TypeError)."""
+    expected = "one of 'mean', 'sum' or 'none'"
+    if type_name == "str":
+        error: type[Exception] = ValueError
+        message = f"reduction must be {expected}"
+    else:
+        error = TypeError
+        message = f"reduction must be a str, {expected}, got "
+        if reduction is not None:
+            message += type_name
+    with pytest.raises(error, match=re.escape(message)) as raised:
+        call(reduction)
+    assert repr(reduction) in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__ or raised.value.__context__ is None
 
 
 def assert_close(
