@@ -153,9 +153,10 @@ def prepare(
     # on every call. A set, not a tuple: a tuple's test compares, and an array
     # equal to a name would pass as it; a set's hashes, and an array is unhashable
     try:
-        if reduction not in {"mean", "sum", "none"}:
-            check_reduction(reduction)
-    except TypeError:
+        known = reduction in {"mean", "sum", "none"}
+    except TypeError:  # unhashable
+        known = False
+    if not known:
         check_reduction(reduction)
     # names is read only on the way to an error: unpacked, the global tuple a loss
     # passes costs each torch.compile'd call two guards

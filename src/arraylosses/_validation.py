@@ -44,8 +44,7 @@ def check_reduction(reduction: object) -> None:
             "None" if reduction is None else f"{describe_type(reduction)} {reduction!r}"
         )
         msg = f"reduction must be a str, {expected}, got {shown}"
-        # from None: the caller may be handling the TypeError of a failed lookup
-        raise TypeError(msg) from None
+        raise TypeError(msg)
     if reduction not in REDUCTIONS:
         msg = f"reduction must be {expected}, got {reduction!r}"
         raise ValueError(msg)
