@@ -1169,6 +1169,51 @@ def test_torch_compile_of_a_first_call_warns_of_nothing():
     assert printed == ["True"]
 
 
+def test_torch_compiled_calls_compile_once_whatever_eager_calls_follow():
+    # torch.compile guards a compiled call on every cache entry its trace read, and
+    # compiles the caller's whole function again where one has changed: eager calls
+    # made after it, of other dtypes, masks and ratings, must leave those entries as
+    # the trace found them. In a fresh interpreter that imports torch first, as this
+    # package's guide asks (the first call of all is compiled); expected: the
+    # compiled function runs again under the stance that fails on a recompile
+    pytest.importorskip("torch")
+    printed = _printed_by_a_fresh_interpreter(
+        """
+        import torch
+        import arraylosses as al
+        p, n = torch.randn(4), torch.randn(4)
+        stacked = torch.randn(3, 4)
+        ratings, rates = torch.tensor([1, 5, 3, 2]), torch.rand(4) + 0.5
+        kept = torch.tensor([True, False, True, True])
+        weights = torch.rand(4)
+        def step(p, n, stacked, ratings, rates, kept, weights):
+            return (
+                al.pointwise_loss(p, n, kept)
+                + al.bpr_loss(p, n, weights)
+                + al.hinge_loss(p, n, reduction="sum")
+                + al.adaptive_hinge_loss(p, stacked, kept)
+                + al.regression_loss(ratings, rates)
+                + al.poisson_loss(ratings, rates, weights)
+                + al.logistic_loss(ratings > 2, p)
+            )
+        arguments = p, n, stacked, ratings, rates, kept, weights
+        compiled = torch.compile(step, fullgraph=True, backend="eager")
+        first = compiled(*arguments)
+        for dtype in (torch.float64, torch.float16, torch.bfloat16):
+            for mask in (None, kept, kept.to(torch.uint8), weights.to(dtype)):
+                for loss in (al.pointwise_loss, al.bpr_loss, al.hinge_loss):
+                    loss(p.to(dtype), n.to(dtype), mask)
+                al.adaptive_hinge_loss(p.to(dtype), stacked.to(dtype), mask)
+                al.regression_loss(ratings.to(torch.int32), rates.to(dtype), mask)
+                al.poisson_loss(ratings.to(dtype), rates.to(dtype), mask)
+                al.logistic_loss(ratings.to(torch.int8), p.to(dtype), mask)
+        torch.compiler.set_stance("fail_on_recompile")
+        print(bool(compiled(*arguments) == first))
+        """
+    )
+    assert printed == ["True"]
+
+
 def _autograd_of_second(loss, first, second):
     import torch
 

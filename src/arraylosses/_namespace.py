@@ -123,6 +123,13 @@ class Backend:
         The largest Python int the library takes as an operand of a floating
         array's arithmetic, or None for any: JAX parses an int as an int32 unless
         x64 is on, and raises OverflowError beyond, where a float serves.
+    dtypes : tuple
+        The library's dtypes that :func:`backend_of` classifies when it caches the
+        Backend (PyTorch's, every ``torch.dtype``), so that no later call adds to
+        ``floating`` or to the kinds: ``torch.compile`` guards a compiled call on
+        the entries its trace read, and one added after the trace fails that guard
+        and compiles the caller's whole function again. Empty for libraries that
+        nothing compiles that way, whose dtypes are classified as they are met.
     floating : dict
         Every real floating dtype met so far outside ``torch.compile``'s tracing
         (see :func:`_traced`), mapped to the dtype its math runs in
@@ -155,6 +162,7 @@ class Backend:
     has_scalars: bool
     check_chunks: Callable[[Array, str], None] | None = None
     largest_int_operand: int | None = None
+    dtypes: tuple[Dtype, ...] = ()
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
 
@@ -214,6 +222,8 @@ def backend_of(array: object, name: str) -> Backend:
         if not (
             _traced() or array_api_compat.is_array_api_strict_namespace(backend.xp)
         ):
+            for dtype in backend.dtypes:
+                backend.compute_dtype(dtype)  # classifies its kind too
             _TYPES.append(type(array))
             BACKENDS[id(type(array))] = backend
     return backend
@@ -225,7 +235,9 @@ def _traced() -> bool:
     The caches here are left as they are while it traces: it guards the compiled
     call on a cache's entry being absent, and a write made during the trace would
     fail that guard on the next call, compiling the caller's whole function a
-    second time. (An eager call that fills the entry later still fails it, once.)
+    second time. So they are filled before any trace where they can be: PyTorch's
+    Backend at this package's import if torch is imported (else at the first eager
+    call on a tensor), with every dtype of PyTorch's classified.
     """
     torch = sys.modules.get("torch")  # imported if anything is compiling
     return torch is not None and torch.compiler.is_compiling()
@@ -264,6 +276,7 @@ def _resolve(array: object, name: str) -> Backend:
     check_chunks: Primitive | None = None
     has_scalars = False
     largest_int_operand = None
+    dtypes: tuple[Dtype, ...] = ()
     primitives: dict[str, Primitive]
     # torch.compile traces this function on a first compiled call, and can't trace
     # the copy of a function that _bind makes: PyTorch's branch needs none
@@ -308,6 +321,7 @@ def _resolve(array: object, name: str) -> Backend:
         fused = {"logistic": _torch.logistic_reduced}
         if _torch.MSE_LOSS is not None:
             fused["regression"] = _torch.regression_reduced
+        dtypes = _torch.DTYPES
     elif array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
         tracks_devices = False
@@ -446,6 +460,7 @@ def _resolve(array: object, name: str) -> Backend:
         has_scalars=has_scalars,
         check_chunks=check_chunks,
         largest_int_operand=largest_int_operand,
+        dtypes=dtypes,
     )
 
 
@@ -546,3 +561,18 @@ def _bind(function: Callable[..., Array], /, **options: Any) -> Primitive:
     bound.__doc__ = function.__doc__
     bound.__module__ = function.__module__
     return bound
+
+
+def _cache_imported_torch() -> None:
+    """Cache PyTorch's Backend now if torch is already imported (importing this
+    package never imports it). ``torch.compile`` guards a compiled call on what its
+    trace read: a call traced before any eager one would find no Backend cached,
+    build one inside the trace (some fifty guards more on every compiled call), and
+    the first eager call, caching it, would fail the guard on its absence and compile
+    the caller's whole function again."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        backend_of(torch.empty(0), "array")
+
+
+_cache_imported_torch()

@@ -19,6 +19,7 @@ from torch.compiler import is_compiling, is_dynamo_compiling
 Array = Any
 
 __all__ = [
+    "DTYPES",
     "MSE_LOSS",
     "add",
     "add_scalar",
@@ -40,6 +41,8 @@ __all__ = [
     "subtract_product",
 ]
 
+# every dtype of this version of PyTorch, classified when its Backend is cached
+DTYPES = tuple(v for v in vars(torch).values() if isinstance(v, torch.dtype))
 # the signed integers whose bits stand in for floats of each item size
 _BITS = {4: torch.int32, 8: torch.int64}
 # ATen's numbering of the reductions, which its functions take in place of the name
