@@ -1214,6 +1214,33 @@ def test_torch_compiled_calls_compile_once_whatever_eager_calls_follow():
     assert printed == ["True"]
 
 
+@pytest.mark.parametrize("stand_in", ["lazily loaded", "mock"])
+def test_importing_beside_a_stand_in_for_torch_touches_it_not(stand_in):
+    # the package caches PyTorch's Backend at its import where torch is imported: a
+    # torch that a lazy loader has yet to import, or a documentation build's mock of
+    # it, is neither imported nor called. Expected: the import succeeds, and the
+    # stand-in is still what it was
+    pytest.importorskip("torch")
+    printed = _printed_by_a_fresh_interpreter(
+        f"""
+        import importlib.util, sys
+        from unittest import mock
+        if {stand_in!r} == "mock":
+            sys.modules["torch"] = mock.MagicMock()
+        else:
+            spec = importlib.util.find_spec("torch")
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["torch"] = module
+            spec.loader.exec_module(module)
+        kind = type(sys.modules["torch"])
+        import arraylosses
+        print(type(sys.modules["torch"]) is kind, "torch._C" in sys.modules)
+        """
+    )
+    assert printed == ["True False"]
+
+
 def _autograd_of_second(loss, first, second):
     import torch
 

@@ -571,8 +571,11 @@ def _cache_imported_torch() -> None:
     the first eager call, caching it, would fail the guard on its absence and compile
     the caller's whole function again."""
     torch = sys.modules.get("torch")
-    if torch is not None:
-        backend_of(torch.empty(0), "array")
+    # a module itself: not a stand-in (a documentation build's mock of torch), nor
+    # one a lazy loader has yet to import, which the probe would import
+    if type(torch) is types.ModuleType:
+        # on the CPU whatever the default device: a GPU's would start its context
+        backend_of(torch.empty(0, device="cpu"), "array")
 
 
 _cache_imported_torch()
