@@ -1173,9 +1173,10 @@ def test_torch_compiled_calls_compile_once_whatever_eager_calls_follow():
     # torch.compile guards a compiled call on every cache entry its trace read, and
     # compiles the caller's whole function again where one has changed: eager calls
     # made after it, of other dtypes, masks and ratings, must leave those entries as
-    # the trace found them. In a fresh interpreter that imports torch first, as this
-    # package's guide asks (the first call of all is compiled); expected: the
-    # compiled function runs again under the stance that fails on a recompile
+    # the trace found them; and a first call on a parameter compiles in one graph. In a
+    # fresh interpreter that imports torch first, as this package's guide asks (the
+    # first call of all is compiled); expected: the compiled function runs again under
+    # the stance that fails on a recompile
     pytest.importorskip("torch")
     printed = _printed_by_a_fresh_interpreter(
         """
@@ -1186,9 +1187,10 @@ def test_torch_compiled_calls_compile_once_whatever_eager_calls_follow():
         ratings, rates = torch.tensor([1, 5, 3, 2]), torch.rand(4) + 0.5
         kept = torch.tensor([True, False, True, True])
         weights = torch.rand(4)
-        def step(p, n, stacked, ratings, rates, kept, weights):
+        parameter = torch.nn.Parameter(torch.randn(4))
+        def step(p, n, stacked, ratings, rates, kept, weights, parameter):
             return (
-                al.pointwise_loss(p, n, kept)
+                al.pointwise_loss(parameter, n, kept)
                 + al.bpr_loss(p, n, weights)
                 + al.hinge_loss(p, n, reduction="sum")
                 + al.adaptive_hinge_loss(p, stacked, kept)
@@ -1196,7 +1198,7 @@ def test_torch_compiled_calls_compile_once_whatever_eager_calls_follow():
                 + al.poisson_loss(ratings, rates, weights)
                 + al.logistic_loss(ratings > 2, p)
             )
-        arguments = p, n, stacked, ratings, rates, kept, weights
+        arguments = p, n, stacked, ratings, rates, kept, weights, parameter
         compiled = torch.compile(step, fullgraph=True, backend="eager")
         first = compiled(*arguments)
         for dtype in (torch.float64, torch.float16, torch.bfloat16):
@@ -1214,31 +1216,42 @@ def test_torch_compiled_calls_compile_once_whatever_eager_calls_follow():
     assert printed == ["True"]
 
 
-@pytest.mark.parametrize("stand_in", ["lazily loaded", "mock"])
+@pytest.mark.parametrize(
+    "stand_in", ["lazily loaded", "mock", "without tensors", "still importing"]
+)
 def test_importing_beside_a_stand_in_for_torch_touches_it_not(stand_in):
     # the package caches PyTorch's Backend at its import where torch is imported: a
-    # torch that a lazy loader has yet to import, or a documentation build's mock of
-    # it, is neither imported nor called. Expected: the import succeeds, and the
-    # stand-in is still what it was
+    # torch that a lazy loader has yet to import, a documentation build's mock of it,
+    # a bare module of that name, or one that another thread is still importing (its
+    # spec says so) is neither imported nor called. Expected: the import succeeds,
+    # and the stand-in is still what it was, uncalled
     pytest.importorskip("torch")
     printed = _printed_by_a_fresh_interpreter(
         f"""
-        import importlib.util, sys
+        import importlib.util, sys, types
         from unittest import mock
-        if {stand_in!r} == "mock":
-            sys.modules["torch"] = mock.MagicMock()
-        else:
+        called = []
+        if {stand_in!r} == "lazily loaded":
             spec = importlib.util.find_spec("torch")
             spec.loader = importlib.util.LazyLoader(spec.loader)
             module = importlib.util.module_from_spec(spec)
             sys.modules["torch"] = module
             spec.loader.exec_module(module)
+        elif {stand_in!r} == "mock":
+            sys.modules["torch"] = mock.MagicMock()
+        else:
+            module = types.ModuleType("torch")
+            if {stand_in!r} == "still importing":
+                module.__spec__ = importlib.util.spec_from_loader("torch", None)
+                module.__spec__._initializing = True
+                module.empty = lambda *args, **kwargs: called.append(args)
+            sys.modules["torch"] = module
         kind = type(sys.modules["torch"])
         import arraylosses
-        print(type(sys.modules["torch"]) is kind, "torch._C" in sys.modules)
+        print(type(sys.modules["torch"]) is kind, "torch._C" in sys.modules, called)
         """
     )
-    assert printed == ["True False"]
+    assert printed == ["True False []"]
 
 
 def _autograd_of_second(loss, first, second):

@@ -123,17 +123,11 @@ class Backend:
         The largest Python int the library takes as an operand of a floating
         array's arithmetic, or None for any: JAX parses an int as an int32 unless
         x64 is on, and raises OverflowError beyond, where a float serves.
-    dtypes : tuple
-        The library's dtypes that :func:`backend_of` classifies when it caches the
-        Backend (PyTorch's, every ``torch.dtype``), so that no later call adds to
-        ``floating`` or to the kinds: ``torch.compile`` guards a compiled call on
-        the entries its trace read, and one added after the trace fails that guard
-        and compiles the caller's whole function again. Empty for libraries that
-        nothing compiles that way, whose dtypes are classified as they are met.
     floating : dict
         Every real floating dtype met so far outside ``torch.compile``'s tracing
         (see :func:`_traced`), mapped to the dtype its math runs in
-        (float32 for half precision). Filled by :meth:`compute_dtype`.
+        (float32 for half precision). Filled by :meth:`compute_dtype`, for PyTorch
+        with every dtype when the Backend is cached.
     """
 
     name: str
@@ -162,7 +156,6 @@ class Backend:
     has_scalars: bool
     check_chunks: Callable[[Array, str], None] | None = None
     largest_int_operand: int | None = None
-    dtypes: tuple[Dtype, ...] = ()
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
 
@@ -222,11 +215,34 @@ def backend_of(array: object, name: str) -> Backend:
         if not (
             _traced() or array_api_compat.is_array_api_strict_namespace(backend.xp)
         ):
-            for dtype in backend.dtypes:
-                backend.compute_dtype(dtype)  # classifies its kind too
+            if backend.name == "torch":
+                _complete_torch_backend(backend)
             _TYPES.append(type(array))
             BACKENDS[id(type(array))] = backend
     return backend
+
+
+def _complete_torch_backend(backend: Backend) -> None:
+    """Fill PyTorch's ``backend`` with every dtype of PyTorch's, and cache it for
+    tensors and parameters alike, outside any trace.
+
+    ``torch.compile`` guards a compiled call on the entries its trace read, and one a
+    later eager call adds (a new mask dtype's kind, say) fails that guard and compiles
+    the caller's whole function again; a trace that finds no entry for its tensors'
+    type resolves their library itself, which for a parameter breaks the graph. Read
+    here: read while Dynamo traces, the list of dtypes would cost a guard on each of
+    its entries.
+    """
+    from ._torch import DTYPES, TENSOR_TYPES  # noqa: PLC0415 - imported already
+
+    for dtype in DTYPES:
+        try:
+            backend.compute_dtype(dtype)  # classifies its kind too
+        except Exception:  # noqa: BLE001, S112 - a call of that dtype raises it itself
+            continue
+    for tensor_type in TENSOR_TYPES:
+        _TYPES.append(tensor_type)
+        BACKENDS[id(tensor_type)] = backend
 
 
 def _traced() -> bool:
@@ -276,7 +292,6 @@ def _resolve(array: object, name: str) -> Backend:
     check_chunks: Primitive | None = None
     has_scalars = False
     largest_int_operand = None
-    dtypes: tuple[Dtype, ...] = ()
     primitives: dict[str, Primitive]
     # torch.compile traces this function on a first compiled call, and can't trace
     # the copy of a function that _bind makes: PyTorch's branch needs none
@@ -321,7 +336,6 @@ def _resolve(array: object, name: str) -> Backend:
         fused = {"logistic": _torch.logistic_reduced}
         if _torch.MSE_LOSS is not None:
             fused["regression"] = _torch.regression_reduced
-        dtypes = _torch.DTYPES
     elif array_api_compat.is_numpy_namespace(xp):
         library = "numpy"
         tracks_devices = False
@@ -460,7 +474,6 @@ def _resolve(array: object, name: str) -> Backend:
         has_scalars=has_scalars,
         check_chunks=check_chunks,
         largest_int_operand=largest_int_operand,
-        dtypes=dtypes,
     )
 
 
@@ -571,11 +584,20 @@ def _cache_imported_torch() -> None:
     the first eager call, caching it, would fail the guard on its absence and compile
     the caller's whole function again."""
     torch = sys.modules.get("torch")
-    # a module itself: not a stand-in (a documentation build's mock of torch), nor
-    # one a lazy loader has yet to import, which the probe would import
-    if type(torch) is types.ModuleType:
+    # a module itself: not a stand-in (a documentation build's mock of torch), nor one
+    # a lazy loader has yet to import, which the probe would import; nor one that
+    # another thread, or torch itself, is still importing
+    if type(torch) is not types.ModuleType or getattr(
+        getattr(torch, "__spec__", None), "_initializing", False
+    ):
+        return
+    try:
         # on the CPU whatever the default device: a GPU's would start its context
-        backend_of(torch.empty(0, device="cpu"), "array")
+        probe = torch.empty(0, device="cpu")
+        if type(probe) is torch.Tensor:  # not a mode's own tensor, as FakeTensorMode's
+            backend_of(probe, "array")
+    except Exception:  # noqa: BLE001 - a cache only: the first eager call makes it
+        return
 
 
 _cache_imported_torch()

@@ -21,6 +21,7 @@ Array = Any
 __all__ = [
     "DTYPES",
     "MSE_LOSS",
+    "TENSOR_TYPES",
     "add",
     "add_scalar",
     "count",
@@ -41,8 +42,15 @@ __all__ = [
     "subtract_product",
 ]
 
-# every dtype of this version of PyTorch, classified when its Backend is cached
-DTYPES = tuple(v for v in vars(torch).values() if isinstance(v, torch.dtype))
+# every dtype of this version of PyTorch, once each (torch.half is torch.float16),
+# classified when its Backend is cached
+DTYPES = tuple(
+    dict.fromkeys(
+        value for value in vars(torch).values() if isinstance(value, torch.dtype)
+    )
+)
+# the types of tensors users pass: model outputs, and parameters
+TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 # the signed integers whose bits stand in for floats of each item size
 _BITS = {4: torch.int32, 8: torch.int64}
 # ATen's numbering of the reductions, which its functions take in place of the name
