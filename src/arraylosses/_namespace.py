@@ -6,7 +6,9 @@ costs one dictionary lookup per argument (array-api-strict's arrays, whose revis
 of the standard is a flag, are mapped on every call; see :func:`backend_of`). No
 array library is imported to detect it: a framework's module is taken from
 ``sys.modules`` (or imported, for a submodule) only after an array of its own type
-has been seen, to fetch the few native primitives that beat the standard-only forms.
+has been seen, to fetch the few native primitives that beat the standard-only forms;
+PyTorch's, where torch is imported already, at this module's import (see
+:func:`_cache_imported_torch`).
 """
 
 from __future__ import annotations

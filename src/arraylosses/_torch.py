@@ -1,7 +1,8 @@
 """PyTorch's own primitives, where they beat the standard-only forms.
 
-:mod:`._namespace` imports this module only once it has met a tensor, so importing
-arraylosses never imports torch. Each primitive is a plain function of its arrays:
+:mod:`._namespace` imports this module only once it has met a tensor, or at its own
+import where torch is imported already, so importing arraylosses never imports
+torch. Each primitive is a plain function of its arrays:
 ``torch.compile`` guards a plain function by its code alone, where a
 ``functools.partial`` costs it a guard on each of its fields on every call.
 """
