@@ -217,16 +217,19 @@ def backend_of(array: object, name: str) -> Backend:
         if not (
             _traced() or array_api_compat.is_array_api_strict_namespace(backend.xp)
         ):
+            array_types: tuple[type, ...] = (type(array),)
             if backend.name == "torch":
-                _complete_torch_backend(backend)
-            _TYPES.append(type(array))
-            BACKENDS[id(type(array))] = backend
+                array_types += _complete_torch_backend(backend)
+            for array_type in array_types:
+                _TYPES.append(array_type)
+                BACKENDS[id(array_type)] = backend
     return backend
 
 
-def _complete_torch_backend(backend: Backend) -> None:
-    """Fill PyTorch's ``backend`` with every dtype of PyTorch's, and cache it for
-    tensors and parameters alike, outside any trace.
+def _complete_torch_backend(backend: Backend) -> tuple[type, ...]:
+    """Fill PyTorch's ``backend`` with every dtype of PyTorch's, outside any trace, and
+    return the types of tensors it is to be cached for besides, tensors' and
+    parameters' alike.
 
     ``torch.compile`` guards a compiled call on the entries its trace read, and one a
     later eager call adds (a new mask dtype's kind, say) fails that guard and compiles
@@ -242,9 +245,7 @@ def _complete_torch_backend(backend: Backend) -> None:
             backend.compute_dtype(dtype)  # classifies its kind too
         except Exception:  # noqa: BLE001, S112 - a call of that dtype raises it itself
             continue
-    for tensor_type in TENSOR_TYPES:
-        _TYPES.append(tensor_type)
-        BACKENDS[id(tensor_type)] = backend
+    return TENSOR_TYPES
 
 
 def _traced() -> bool:
