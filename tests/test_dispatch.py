@@ -137,6 +137,16 @@ class TestEveryLoss:
         first, second = _arguments(loss, xp, xp.float32)
         with pytest.raises(TypeError):
             loss(first, second, None, "sum")
+        if backend_of(xp) == "jax":
+            return  # jax.jit refuses a str argument itself
+        # Spotlight's losses take the mask third, as these do: a reduction passed
+        # there is told where it goes
+        with pytest.raises(
+            TypeError,
+            match=r"mask must be an array or None, got str 'sum'; reduction is "
+            r"keyword-only: pass reduction='sum'",
+        ):
+            loss(first, second, "sum")
 
     def test_arrays_of_two_libraries_are_refused(self, loss, xp):
         if backend_of(xp) == "numpy":
@@ -1147,6 +1157,35 @@ def test_torch_compile_keeps_the_message_of_a_shape_error(dynamic):
             compiled(*arguments)
 
 
+def test_torch_compile_keeps_the_message_of_arrays_of_two_libraries():
+    # under fullgraph=True Dynamo traced the resolution of a NumPy array's namespace,
+    # and failed with an error of its own naming no argument. In a fresh interpreter,
+    # where NumPy's namespace is not yet resolved; expected: the eager messages
+    pytest.importorskip("torch")
+    printed = _printed_by_a_fresh_interpreter(
+        """
+        import numpy as np
+        import torch
+        from arraylosses import bpr_loss
+        tensor = torch.ones(3)
+        for arguments in [
+            (tensor, tensor, np.ones(3, dtype=bool)),
+            (tensor, np.ones(3, dtype=np.float32)),
+        ]:
+            torch._dynamo.reset()
+            try:
+                torch.compile(bpr_loss, fullgraph=True, backend="eager")(*arguments)
+            except Exception as error:
+                print(
+                    type(error).__name__,
+                    "is a torch.Tensor but mask is a numpy.ndarray; pass" in str(error),
+                    "but negative_predictions is a numpy.ndarray; pass" in str(error),
+                )
+        """
+    )
+    assert printed == ["Unsupported True False", "Unsupported False True"]
+
+
 def test_torch_compile_of_a_first_call_warns_of_nothing():
     # torch.compile traces the namespace's resolution on the first call of a process
     # on tensors, and warns of each lru_cache'd function it meets: an error where
@@ -1615,6 +1654,65 @@ def test_torch_masked_tensors_are_refused():
         _refused_in_every_position(loss, odd, plain, pattern)
 
 
+def test_torch_nested_tensors_are_refused():
+    # a strided nested tensor has no shape, and reading it raised PyTorch's "Internal
+    # error"; a jagged one went through some losses and failed others in ATen
+    torch = pytest.importorskip("torch")
+    plain = torch.tensor([0.5, 1.0])
+    pattern = r"is a nested tensor, which arraylosses can't take: pass the elements"
+    for layout in (torch.strided, torch.jagged):
+        with warnings.catch_warnings():  # PyTorch calls the strided layout a prototype
+            warnings.simplefilter("ignore", UserWarning)
+            odd = torch.nested.nested_tensor(
+                [torch.ones(1), torch.ones(2)], layout=layout
+            )
+        for loss in (bpr_loss, hinge_loss):
+            _refused_in_every_position(loss, odd, plain, pattern)
+
+
+def test_torch_dtypes_torch_converts_to_no_other_are_refused_by_name():
+    # PyTorch calls its pairs of 4-bit floats in a byte floating, but converts them to
+    # no other dtype: the cast to float32 failed in ATen, naming no argument
+    torch = pytest.importorskip("torch")
+    packed = getattr(torch, "float4_e2m1fn_x2", None)
+    if packed is None:
+        pytest.skip("this PyTorch has no float4_e2m1fn_x2")
+    plain = torch.tensor([0.5, 1.0])
+    odd = torch.zeros(2, dtype=torch.uint8).view(packed)
+    pattern = (
+        r"has dtype torch\.float4_e2m1fn_x2, which torch can't convert to "
+        r"torch\.float32, the dtype the loss computes in"
+    )
+    with pytest.raises(TypeError, match=rf"positive_predictions {pattern}"):
+        bpr_loss(odd, odd)
+    with pytest.raises(TypeError, match=rf"mask {pattern}"):
+        bpr_loss(plain, plain, odd)
+    with pytest.raises(TypeError, match=rf"observed_ratings {pattern}"):
+        regression_loss(odd, plain)
+
+
+def test_a_margin_that_is_no_number_gets_no_advice_to_convert_it():
+    # the way out for a tensor or traced scalar ("float(margin) under torch.compile")
+    # read as advice to convert a bool or a str
+    plain = np.ones(3, dtype=np.float32)
+    for margin in (np.True_, np.str_("1")):
+        with pytest.raises(TypeError, match="margin must be a real number") as caught:
+            hinge_loss(plain, plain, margin=margin)
+        assert "float(margin)" not in str(caught.value)
+
+
+def test_jax_float0_is_refused_without_advice_to_cast_it():
+    # the dtype of JAX's tangents of integers names "float" but is no number
+    jax = pytest.importorskip("jax")
+    plain = np.ones(3, dtype=np.float32)
+    zero = np.zeros(3, dtype=jax.dtypes.float0)
+    with pytest.raises(
+        TypeError, match=r"negative_predictions must have a real floating dtype"
+    ) as caught:
+        bpr_loss(plain, zero)
+    assert "cast it" not in str(caught.value)
+
+
 def test_numpy_dtypes_numpy_cannot_classify_are_refused_by_name():
     # ml_dtypes' bfloat16 (JAX's) lives in NumPy arrays, but np.isdtype refuses it
     ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -1698,6 +1796,10 @@ def test_torch_dtypes_torch_does_not_promote_are_refused_by_name():
     )
     with pytest.raises(TypeError, match=message):
         bpr_loss(plain, eight)
+    # compiled, the same error: PyTorch's own came out of Dynamo as an internal one
+    torch._dynamo.reset()
+    with pytest.raises(TypeError, match=message):
+        torch.compile(bpr_loss, backend="eager")(plain, eight)
     # one float8 type on both sides computes in float32, as half precision does:
     # by hand, σ(0) = 0.5, which float8_e4m3fn holds exactly
     result = bpr_loss(eight, eight)

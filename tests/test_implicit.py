@@ -321,6 +321,28 @@ class _ImplicitLossContract:
         ):
             self.loss(p, n)
 
+    def test_refuses_one_positive_per_row_without_its_axis_with_the_way_out(
+        self, xp: ModuleType
+    ) -> None:
+        # Spotlight's sequence models score (B, T) negatives against (B, 1) positives:
+        # (B,) does not broadcast, and the message gives the shape that does
+        _, _, p, n = self.inputs(xp, "float32", (B,), (B, T))
+        with pytest.raises(
+            ValueError,
+            match=r"do not broadcast together; .*; for one element of "
+            rf"positive_predictions per row of the other, give it shape \({B}, 1\)",
+        ):
+            self.loss(p, n)
+        # a mask of one element per row alike
+        _, _, p, n = self.inputs(xp, "float32", (B, T), (B, T))
+        mask = support.asarray(xp, np.ones(B, dtype=bool), xp.bool)
+        with pytest.raises(
+            ValueError,
+            match=rf"mask with shape \({B},\) does not broadcast .*; for one element "
+            rf"of mask per row of the other, give it shape \({B}, 1\)",
+        ):
+            self.loss(p, n, mask)
+
     @pytest.mark.parametrize(("p_shape", "n_shape"), [((B,), (B, 1)), ((B, 1), (1, B))])
     def test_refuses_outer_product(
         self, xp: ModuleType, p_shape: Shape, n_shape: Shape

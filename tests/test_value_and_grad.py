@@ -821,10 +821,16 @@ class _ValueAndGradContract:
             r"must be 'mean' or 'sum', got 'none'",
         ):
             self.value_and_grad(*args, reduction="none", **self.options)
-        # and an unknown reduction as the loss refuses it, an array of names too
-        with pytest.raises(ValueError, match=r"reduction must be one of .*'avg'"):
+        # and an unknown reduction as the loss refuses it, with the two it takes, an
+        # array of names too
+        with pytest.raises(
+            ValueError, match=r"reduction must be one of 'mean' or 'sum', got 'avg'"
+        ):
             self.value_and_grad(*args, reduction="avg", **self.options)
-        with pytest.raises(TypeError, match=r"reduction must be a str, .*ndarray"):
+        with pytest.raises(
+            TypeError,
+            match=r"reduction must be a str, one of 'mean' or 'sum', .*ndarray",
+        ):
             self.value_and_grad(
                 *args, reduction=np.asarray(["none", "sum"]), **self.options
             )

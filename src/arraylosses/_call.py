@@ -12,16 +12,30 @@ from typing import Any, NoReturn
 from ._namespace import BACKENDS, Backend, backend_of
 from ._reduction import reduce
 from ._validation import (
+    REDUCTIONS,
     a_type,
     broadcast_pair,
     check_mask_shape,
     check_negatives_shape,
     check_reduction,
+    library_of,
+    refuse_nested_tensor,
 )
 
 Array = Any
 
 __all__ = ["Call", "prepare"]
+
+# the top-level modules of the array libraries, each with the library it is part of
+_LIBRARY_OF_MODULE = {
+    "array_api_strict": "array_api_strict",
+    "cupy": "cupy",
+    "dask": "dask",
+    "jax": "jax",
+    "jaxlib": "jax",
+    "numpy": "numpy",
+    "torch": "torch",
+}
 
 
 class Call:
@@ -165,6 +179,8 @@ def prepare(
     if type(second) is not type(first):
         _check_same_library(first, names[0], second, names[1], backend)
     if mask is not None and type(mask) is not type(first):
+        if isinstance(mask, str):
+            _refuse_mask_of_str(mask)
         _check_same_library(first, names[0], mask, "mask", backend)
     if backend.tracks_devices:
         # the devices read directly, not by getattr(): 0.03 µs less on PyTorch
@@ -190,20 +206,24 @@ def prepare(
     if compute_dtype is None:
         compute_dtype = backend.compute_dtype(second_dtype)
         if compute_dtype is None:
-            _refuse_dtype(names[1], second_dtype, "a real floating dtype")
+            _refuse_dtype(backend, names[1], second_dtype, "a real floating dtype")
     result_dtype = second_dtype
     if first_dtype != second_dtype:
         if first_is_rating:
             if backend.kind(first_dtype) == "other":
                 expected = "a bool, integer or real floating dtype"
-                _refuse_dtype(names[0], first_dtype, expected)
+                _refuse_dtype(backend, names[0], first_dtype, expected)
         elif backend.compute_dtype(first_dtype) is None:
-            _refuse_dtype(names[0], first_dtype, "a real floating dtype")
+            _refuse_dtype(backend, names[0], first_dtype, "a real floating dtype")
         else:
             result_dtype = _promote(backend, names[0], first, names[1], second)
             compute_dtype = backend.compute_dtype(result_dtype)
 
-    first_shape, second_shape = first.shape, second.shape
+    try:
+        first_shape, second_shape = first.shape, second.shape
+    except RuntimeError:  # PyTorch's nested tensors of the strided layout have none
+        _refuse_nested((first, names[0]), (second, names[1]))
+        raise
     if second_has_negatives_axis:
         # (k, n) against (n,), the commonest, tested by index: a slice of a
         # torch.Size and its comparison cost 0.13 µs more
@@ -236,23 +256,28 @@ def prepare(
         mask_dtype = mask.dtype
         mask_kind = backend.kind(mask_dtype)
         if mask_kind == "other":
-            _refuse_dtype("mask", mask_dtype, "a bool, integer or real floating dtype")
-        mask_shape = mask.shape
+            expected = "a bool, integer or real floating dtype"
+            _refuse_dtype(backend, "mask", mask_dtype, expected)
+        try:
+            mask_shape = mask.shape
+        except RuntimeError:
+            _refuse_nested((mask, "mask"))
+            raise
         if len(mask_shape) != len(loss_shape) or mask_shape != loss_shape:
             check_mask_shape(mask_shape, loss_shape)
         elif mask_kind == "bool":
             mask_fits = True
         if mask_kind != "bool" and mask_dtype != compute_dtype:
-            mask = backend.xp.astype(mask, compute_dtype)
+            mask = _converted(backend, mask, "mask", compute_dtype)
 
     cast_to = None
     # one dtype object throughout, the commonest call, spares three comparisons
     # (0.05 µs on PyTorch); equal dtypes that are distinct objects compare below
     if first_dtype is not compute_dtype or second_dtype is not compute_dtype:
         if first_dtype != compute_dtype:
-            first = backend.xp.astype(first, compute_dtype)
+            first = _converted(backend, first, names[0], compute_dtype)
         if second_dtype != compute_dtype:
-            second = backend.xp.astype(second, compute_dtype)
+            second = _converted(backend, second, names[1], compute_dtype)
         if result_dtype != compute_dtype:
             cast_to = result_dtype
     call = Call()
@@ -266,6 +291,21 @@ def prepare(
     call.broadcasts = broadcasts
     call.mask_fits = mask_fits
     return call
+
+
+def _converted(backend: Backend, array: Array, name: str, dtype: Any) -> Array:
+    """``array`` in ``dtype``, or a TypeError naming it where the library converts its
+    dtype to no other (PyTorch's pairs of 4-bit floats in a byte, which it calls
+    floating)."""
+    try:
+        return backend.xp.astype(array, dtype)
+    except NotImplementedError as error:  # PyTorch's missing kernel
+        msg = (
+            f"{name} has dtype {array.dtype}, which {backend.name} can't convert to "
+            f"{dtype}, the dtype the loss computes in; pass it in a dtype {backend.name} "
+            "computes with"
+        )
+        raise TypeError(msg) from error
 
 
 def _promote(
@@ -287,12 +327,34 @@ def _promote(
 def _check_same_library(
     first: Array, first_name: str, other: Array, other_name: str, backend: Backend
 ) -> None:
-    if backend_of(other, other_name).xp is not backend.xp:
+    other_backend = BACKENDS.get(id(type(other)))
+    if other_backend is None:
+        # two known libraries told apart by their modules' names, before resolving the
+        # other's namespace: torch.compile can't trace that for a NumPy array
+        first_library = _LIBRARY_OF_MODULE.get(library_of(first))
+        other_library = _LIBRARY_OF_MODULE.get(library_of(other))
+        if first_library is None or other_library in (None, first_library):
+            other_backend = backend_of(other, other_name)
+    if other_backend is None or other_backend.xp is not backend.xp:
         msg = (
             f"{first_name} is {a_type(first)} but {other_name} is {a_type(other)}; "
             "pass arrays of one library to one call"
         )
         raise TypeError(msg)
+
+
+def _refuse_nested(*named: tuple[Array, str]) -> None:
+    """Refuse the first nested tensor of ``named``, if any."""
+    for array, name in named:
+        if getattr(array, "is_nested", False):
+            refuse_nested_tensor(name)
+
+
+def _refuse_mask_of_str(mask: str) -> NoReturn:
+    msg = f"mask must be an array or None, got str {mask!r}"
+    if mask in REDUCTIONS:  # Spotlight's callers may pass it third, as mask is here
+        msg += f"; reduction is keyword-only: pass reduction={mask!r}"
+    raise TypeError(msg)
 
 
 def _check_same_device(
@@ -371,11 +433,14 @@ def _describe_placement(placement: Any) -> str:
     return f"devices {', '.join(map(str, shown))}"
 
 
-def _refuse_dtype(name: str, dtype: Any, expected: str) -> NoReturn:
+def _refuse_dtype(backend: Backend, name: str, dtype: Any, expected: str) -> NoReturn:
     shown = str(dtype)
     msg = f"{name} must have {expected}, got {shown}"
-    if "float" in shown and "complex" not in shown:
-        # a floating type the library itself does not know, as ml_dtypes' bfloat16
-        # in a NumPy array (np.asarray of a JAX bfloat16 array makes one)
-        msg += ", a floating type from outside the library; cast it to float32"
+    try:
+        backend.xp.isdtype(dtype, "real floating")
+    except TypeError:
+        if "float" in shown:
+            # a floating type the library itself does not know, as ml_dtypes'
+            # bfloat16 in a NumPy array (np.asarray of a JAX bfloat16 array makes one)
+            msg += ", a floating type from outside the library; cast it to float32"
     raise TypeError(msg)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._call import prepare
 from ._reduction import reduce_with_derivatives
-from ._validation import as_margin, check_flag
+from ._validation import as_margin, check_flag, check_reduction
 from .explicit import logistic_loss, poisson_loss, regression_loss
 from .implicit import adaptive_hinge_loss, bpr_loss, hinge_loss, pointwise_loss
 
@@ -204,6 +204,7 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
     def loss_value_and_grad(*args: Any, **kwargs: Any) -> tuple[Array, Any]:
         arguments = arguments_of(args, kwargs)
         reduction = arguments["reduction"]
+        _check_scalar_reduction(loss.__name__, reduction)
         options = {name: arguments[name] for name in option_names}
         if "margin" in options:
             options["margin"] = as_margin(options["margin"])
@@ -219,13 +220,6 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
             first_is_rating=not rule.implicit,
             second_has_negatives_axis=rule.negatives_axis,
         )
-        # after prepare, which refuses a reduction that is not one of the three
-        if reduction == "none":
-            msg = (
-                f"value_and_grad({loss.__name__}) needs a scalar loss: reduction "
-                "must be 'mean' or 'sum', got 'none'"
-            )
-            raise ValueError(msg)
         backend, xp = call.backend, call.xp
         second_input = negatives = call.second
         if rule.negatives_axis:
@@ -257,6 +251,24 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
         return_annotation="tuple[Array, Any]"
     )
     return loss_value_and_grad
+
+
+def _check_scalar_reduction(loss_name: str, reduction: object) -> None:
+    """Refuse a ``reduction`` other than 'mean' and 'sum', which alone give a scalar."""
+    # a set's test, as in prepare(): an array compares elementwise
+    try:
+        scalar = reduction in {"mean", "sum"}
+    except TypeError:  # unhashable
+        scalar = False
+    if scalar:
+        return
+    if isinstance(reduction, str) and reduction == "none":
+        msg = (
+            f"value_and_grad({loss_name}) needs a scalar loss: reduction must be "
+            "'mean' or 'sum', got 'none'"
+        )
+        raise ValueError(msg)
+    check_reduction(reduction, choices=("mean", "sum"))
 
 
 def _binder(

@@ -25,7 +25,7 @@ from typing import Any
 import array_api_compat
 
 from . import _functional
-from ._validation import a_type, describe_type, library_of
+from ._validation import a_type, describe_type, library_of, refuse_nested_tensor
 
 Array = Any
 Namespace = Any
@@ -89,8 +89,9 @@ class Backend:
         ``torch.compile`` traces).
     count : callable
         ``count(mask, dtype)``, the number of True elements of a bool mask, or 1
-        where there are none, as a 0-d array of ``dtype`` (integer on PyTorch, a
-        Python int on NumPy).
+        where there are none: a 0-d array of ``dtype``, but an int64 tensor on
+        PyTorch and a Python int on NumPy, which divide a floating total into
+        its own dtype.
     masked_total : callable
         ``masked_total(loss, mask)``: the sum of ``keep(mask, loss)`` and
         ``count(mask, loss.dtype)``, for a ``loss`` the call has just computed,
@@ -311,6 +312,9 @@ def _resolve(array: object, name: str) -> Backend:
                 "plain tensor (a masked tensor's mask goes in mask=)"
             )
             raise TypeError(msg)
+        # a nested tensor's jagged layout is a type of its own, its strided one not
+        if getattr(array, "is_nested", False):
+            refuse_nested_tensor(name)
         from . import _torch  # noqa: PLC0415
 
         # torch's own functions, not array-api-compat's wrappers of them: they

@@ -325,8 +325,21 @@ def divide(x: Array, y: Array) -> Array:
 
 def result_type(x: Array, y: Array) -> Any:
     """The dtype ``x`` and ``y`` promote to, by their dtypes alone: torch.result_type
-    of tensors would let a 0-d one yield to the other, which the standard does not."""
-    return torch.promote_types(x.dtype, y.dtype)
+    of tensors would let a 0-d one yield to the other, which the standard does not.
+
+    Raises
+    ------
+    TypeError
+        For two dtypes of which one is an 8-bit float: PyTorch promotes none, and
+        its RuntimeError comes out of ``torch.compile``'s tracing as an internal
+        error of Dynamo's, which no caller's ``except`` can tell from any other.
+    """
+    first, second = x.dtype, y.dtype
+    for dtype in (first, second):
+        if dtype.is_floating_point and dtype.itemsize == 1:
+            msg = f"PyTorch promotes no 8-bit float: {first} and {second}"
+            raise TypeError(msg)
+    return torch.promote_types(first, second)
 
 
 def positive_class(observed: Array) -> Array:

@@ -31,21 +31,21 @@ __all__ = [
     "format_shape",
     "known_size",
     "library_of",
+    "refuse_nested_tensor",
 ]
 
 
-def check_reduction(reduction: object) -> None:
-    """Refuse a ``reduction`` that is not one of :data:`REDUCTIONS`: TypeError for one
-    that is not a str (an array compares elementwise, and would pass as a name it
-    equals), ValueError for an unknown name."""
-    expected = "one of 'mean', 'sum' or 'none'"
+def check_reduction(reduction: object, choices: tuple[str, ...] = REDUCTIONS) -> None:
+    """Refuse a ``reduction`` that is not one of ``choices``: TypeError for one that is
+    not a str (an array compares elementwise, and would pass as a name it equals),
+    ValueError for another name."""
+    quoted = [f"'{choice}'" for choice in choices]
+    expected = f"one of {', '.join(quoted[:-1])} or {quoted[-1]}"
     if not isinstance(reduction, str):
-        shown = (
-            "None" if reduction is None else f"{describe_type(reduction)} {reduction!r}"
-        )
+        shown = "None" if reduction is None else _described(reduction)
         msg = f"reduction must be a str, {expected}, got {shown}"
         raise TypeError(msg)
-    if reduction not in REDUCTIONS:
+    if reduction not in choices:
         msg = f"reduction must be {expected}, got {reduction!r}"
         raise ValueError(msg)
 
@@ -61,9 +61,12 @@ def as_margin(margin: object) -> float:
     if isinstance(margin, bool) or not isinstance(margin, Real):
         msg = (
             "margin must be a real number, a Python or NumPy scalar, got "
-            f"{describe_type(margin)} {margin!r}"
+            f"{_described(margin)}"
         )
-        if hasattr(margin, "shape"):
+        numeric = not isinstance(margin, str) and "bool" not in str(
+            getattr(margin, "dtype", "")
+        )
+        if numeric and hasattr(margin, "shape"):
             # a tensor, a traced JAX scalar, or the 0-d array torch.compile turns a
             # NumPy scalar into while it traces
             msg += (
@@ -121,7 +124,11 @@ def broadcast_pair(
             f"{_pair(first, first_shape, second, second_shape)} do not broadcast "
             "together; expected equal shapes, or one that broadcasts to the other"
         )
-        raise ValueError(msg)
+        raise ValueError(
+            msg
+            + _leading_axes_hint(first, first_shape, second_shape)
+            + _leading_axes_hint(second, second_shape, first_shape)
+        )
     if not (_same(shape, first_shape) or _same(shape, second_shape)):
         msg = (
             f"{_pair(first, first_shape, second, second_shape)} broadcast to "
@@ -131,6 +138,19 @@ def broadcast_pair(
         )
         raise ValueError(msg)
     return shape
+
+
+def _leading_axes_hint(name: str, shape: Shape, other_shape: Shape) -> str:
+    """A remedy where ``shape`` is the leading part of ``other_shape``, as (B,) is of
+    (B, T): one element per row, which broadcasts only as (B, 1)."""
+    rank = len(shape)
+    if not 0 < rank < len(other_shape) or not _same(shape, other_shape[:rank]):
+        return ""
+    fitted = (*shape, *(1,) * (len(other_shape) - rank))
+    return (
+        f"; for one element of {name} per row of the other, give it shape "
+        f"{format_shape(fitted)}"
+    )
 
 
 def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
@@ -144,7 +164,7 @@ def check_mask_shape(mask_shape: Shape, loss_shape: Shape) -> None:
             f"mask with shape {format_shape(mask_shape)} does not broadcast to the "
             f"shape of the elementwise loss, {format_shape(loss_shape)}"
         )
-        raise ValueError(msg)
+        raise ValueError(msg + _leading_axes_hint("mask", mask_shape, loss_shape))
 
 
 def check_negatives_shape(
@@ -156,7 +176,7 @@ def check_negatives_shape(
         msg = (
             f"{name} with shape {format_shape(shape)} must stack the negatives on a "
             f"leading axis, with shape (n_negatives, *S) where S broadcasts against "
-            f"{positive}'s shape {format_shape(positive_shape)}; so it needs at least "
+            f"the shape of {positive}, {format_shape(positive_shape)}; so it needs at least "
             f"{least} dimension{'' if least == 1 else 's'}"
         )
         raise ValueError(msg)
@@ -242,8 +262,19 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
 
 def check_flag(name: str, value: object) -> None:
     if not isinstance(value, bool):
-        msg = f"{name} must be True or False, got {describe_type(value)} {value!r}"
+        msg = f"{name} must be True or False, got {_described(value)}"
         raise TypeError(msg)
+
+
+def refuse_nested_tensor(name: str) -> NoReturn:
+    """Refuse a PyTorch nested tensor, whose sequences the losses can't tell apart
+    (and whose strided layout has no shape)."""
+    msg = (
+        f"{name} is a nested tensor, which arraylosses can't take: pass the elements "
+        "of each nested argument in one plain tensor (values() of the jagged "
+        "layout), whose mean loss is the nested tensors' mean loss"
+    )
+    raise TypeError(msg)
 
 
 def describe_type(value: object) -> str:
@@ -254,7 +285,8 @@ def describe_type(value: object) -> str:
     defined in ``array_api_strict._array_object``), or a builtin's name alone
     (``int``)."""
     kind = type(value)
-    name, module = kind.__qualname__, kind.__module__
+    # str(): see library_of()
+    name, module = kind.__qualname__, str(kind.__module__)
     if module == "builtins":
         return name
     parts = module.split(".")
@@ -268,6 +300,18 @@ def describe_type(value: object) -> str:
     return f"{'.'.join(public)}.{name}"
 
 
+def _described(value: object) -> str:
+    """``value`` for error messages: its type, then its repr.
+
+    A call of its own: where ``value`` is a tensor that ``torch.compile`` is
+    tracing, Dynamo can't take its repr, and breaks the graph at this call, running
+    the rest of the caller's check as Python; the repr in the caller's own
+    expression would make it run the whole loss as Python instead, where the check
+    it was to fail passes.
+    """
+    return f"{describe_type(value)} {value!r}"
+
+
 def a_type(value: object) -> str:
     """:func:`describe_type` after its article: 'a numpy.ndarray', 'an
     array_api_strict.Array'."""
@@ -277,4 +321,6 @@ def a_type(value: object) -> str:
 
 def library_of(value: object) -> str:
     """The top-level module that defines ``value``'s type."""
-    return type(value).__module__.split(".")[0]
+    # str(): under torch.compile, the module of a NumPy array's type is no constant
+    # str, and Dynamo traces none of its methods
+    return str(type(value).__module__).split(".")[0]

@@ -202,7 +202,7 @@ def hinge_loss(
 
     {raises}
         Also ValueError if ``margin`` is not finite; TypeError if it is not a
-        real number.
+        real number, or is a bool.
 
     Notes
     -----
@@ -286,7 +286,7 @@ def adaptive_hinge_loss(
         Also ValueError if ``negative_predictions`` has no leading negatives
         axis (fewer dimensions than the positives plus one) or it is empty, or
         if ``margin`` is not finite; TypeError if ``margin`` is not a real
-        number.
+        number, or is a bool.
 
     Notes
     -----
