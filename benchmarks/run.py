@@ -3,7 +3,7 @@
 
 Run it with ``nox -s bench`` (which installs everything), or directly::
 
-    python benchmarks/run.py [--backends numpy,torch,jax,torch-compile]
+    python benchmarks/run.py [--backends numpy,torch,torch-autograd,jax,torch-compile]
                              [--sizes 256,4096,1000000] [--sequence 256x50]
                              [--losses bpr,hinge,...] [--quick] [--out DIR]
 
