@@ -104,7 +104,44 @@ class TestEveryLoss:
         ) == (backend_of(xp))
         assert result.dtype == xp.float32
         assert tuple(result.shape) == ()
+        assert array_api_compat.device(result) == array_api_compat.device(first)
         assert np.isfinite(to_numpy(result))
+
+    def test_computes_on_the_inputs_device(self, loss, xp):
+        # off the default device, every result and gradient stays on the inputs'
+        # device: a constant made without it (the count's 1, a margin) raises there,
+        # as it would on a GPU. array-api-strict's other devices stand in for one.
+        # expected: the same call on its default device, to the bit
+        if backend_of(xp) != "array_api_strict":
+            pytest.skip("array-api-strict is the CPU backend with several devices")
+        device = xp.Device("device1")
+        first, second = _arguments(loss, xp, xp.float32)
+        masks = (
+            None,
+            asarray(xp, [True, False, True, True], xp.bool),
+            asarray(xp, [1.0, 0.0, 2.0, 0.5], xp.float32),
+            asarray(xp, [False] * 4, xp.bool),
+        )
+        with_gradients = arraylosses.value_and_grad(getattr(arraylosses, loss.__name__))
+        for mask in masks:
+            moved = [
+                a if a is None else a.to_device(device) for a in (first, second, mask)
+            ]
+            for reduction in ("mean", "sum", "none"):
+                result = loss(*moved, reduction=reduction)
+                assert result.device == device
+                expected = loss(first, second, mask, reduction=reduction)
+                np.testing.assert_array_equal(to_numpy(result), to_numpy(expected))
+            value, gradients = with_gradients(*moved)
+            expected_value, expected_gradients = with_gradients(first, second, mask)
+            pairs = [(value, expected_value)]
+            if isinstance(gradients, tuple):
+                pairs += list(zip(gradients, expected_gradients, strict=True))
+            else:
+                pairs.append((gradients, expected_gradients))
+            for actual, expected in pairs:
+                assert actual.device == device
+                np.testing.assert_array_equal(to_numpy(actual), to_numpy(expected))
 
     def test_inputs_are_not_modified(self, loss, xp):
         first, second = _arguments(loss, xp, xp.float64)
@@ -135,7 +172,7 @@ class TestEveryLoss:
 
     def test_positional_options_are_refused(self, loss, xp):
         first, second = _arguments(loss, xp, xp.float32)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match="positional argument"):
             loss(first, second, None, "sum")
         if backend_of(xp) == "jax":
             return  # jax.jit refuses a str argument itself

@@ -23,6 +23,7 @@ import pytest
 import support
 from array_api_extra.testing import lazy_xp_function
 
+import arraylosses
 from arraylosses import logistic_loss, poisson_loss, regression_loss
 
 # On JAX every call below runs under jax.jit; on Dask it must compute nothing.
@@ -724,6 +725,35 @@ class TestLogisticLoss(_ExplicitLossContract):
         support.assert_close(
             result, expected, xp=xp, like=logit, shape=reduced_shape((5,), reduction)
         )
+
+    @pytest.mark.parametrize("reduction", MEAN_AND_NONE)
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_observations_beyond_the_two_classes_are_clipped(
+        self, xp: ModuleType, dtype_name: str, reduction: str
+    ) -> None:
+        # the contract's z = clip(y, 0, 1) where y is no class label: a rating, a
+        # fraction. by hand, z = (0, 0, 0.25, 0.5, 1, 1); the binary cross-entropy
+        # -z·log σ(x) - (1 - z)·log(1 - σ(x)) naively in float64, and the gradient
+        # with respect to x of the summed loss, σ(x) - z
+        dtype = support.dtype_of(xp, dtype_name)
+        observed = support.asarray(xp, [-3.0, -0.5, 0.25, 0.5, 2.0, 7.0], dtype)
+        logit = support.asarray(xp, [1.0, -1.0, 0.5, 2.0, 1.0, -0.3], dtype)
+
+        result = logistic_loss(observed, logit, reduction=reduction)
+
+        x = as_float64(logit)
+        z = np.array([0.0, 0.0, 0.25, 0.5, 1.0, 1.0])
+        sigma = 1.0 / (1.0 + np.exp(-x))
+        elementwise = -z * np.log(sigma) - (1.0 - z) * np.log(1.0 - sigma)
+        expected = {"none": elementwise, "mean": elementwise.mean()}[reduction]
+        support.assert_close(
+            result, expected, xp=xp, like=logit, shape=reduced_shape((6,), reduction)
+        )
+        # the package's own function: this module's global is patched per backend
+        _, gradient = arraylosses.value_and_grad(arraylosses.logistic_loss)(
+            observed, logit, reduction="sum"
+        )
+        support.assert_close(gradient, sigma - z, xp=xp, like=logit, shape=(6,))
 
     @pytest.mark.parametrize(
         ("observed_shape", "logit_shape"),

@@ -477,6 +477,15 @@ class _HingeTests(_ImplicitLossContract):
                 r"margin must be a real number, .*, got str '1\.0'(?!; pass)",
             ),
             (None, TypeError, "margin must be a real number"),
+            # a bool, which Python counts as a number, and NumPy's, which has a
+            # shape: no number either, and no advice to convert it
+            (True, TypeError, r"margin must be a real number, .*, got bool True(?!;)"),
+            pytest.param(
+                np.True_,
+                TypeError,
+                r"margin must be a real number, .*, got numpy\.bool np\.True_(?!;)",
+                id="numpy-bool",
+            ),
             (math.inf, ValueError, "margin must be finite"),
             (-math.inf, ValueError, "margin must be finite"),
             (math.nan, ValueError, "margin must be finite"),
@@ -520,6 +529,29 @@ class _HingeTests(_ImplicitLossContract):
         shape = (B, T) if reduction == "none" else ()
         result = self.loss(p, n, mask, reduction=reduction)
         support.assert_close(result, expected, xp=xp, like=p, shape=shape)
+
+    @pytest.mark.parametrize("size", [10, 200], ids=["small", "relu-by-rows"])
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_nan_positive_propagates_at_any_size(
+        self, xp: ModuleType, dtype_name: str, size: int
+    ) -> None:
+        # NumPy takes the relu in place, row by row, from 128 KiB of loss on (200 ×
+        # 200 float32 is 160 KiB): a NaN score gives NaN there as on small arrays, as
+        # Spotlight's clamp does. expected: Spotlight's formula in float64, NaN in the
+        # NaN score's element, the hinge elsewhere. Called on arrays, through the
+        # module's attribute, which the conftest leaves untraced: under jax.jit XLA
+        # drops a NaN in max(·, 0) from about 4,096 elements whatever the loss does
+        # (docs/guides/backends-and-devices.md)
+        loss = getattr(arraylosses, self.loss_name)
+        p_np, n_np, _, _ = self.inputs(xp, dtype_name, (size, size), (size, size))
+        p_np[3, 7] = math.nan
+        dtype = support.dtype_of(xp, dtype_name)
+        p, n = support.asarray(xp, p_np, dtype), support.asarray(xp, n_np, dtype)
+        expected = self.reference(p_np, n_np)
+        assert np.isnan(expected[3, 7]), "the reference propagates the NaN"
+        support.assert_close(
+            loss(p, n, reduction="none"), expected, xp=xp, like=p, shape=(size, size)
+        )
 
 
 def _transposed(xp: ModuleType, x: Any) -> Any:
