@@ -254,14 +254,8 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
 
 
 def _check_scalar_reduction(loss_name: str, reduction: object) -> None:
-    """Refuse a ``reduction`` other than 'mean' and 'sum', which alone give a scalar."""
-    # a set's test, as in prepare(): an array compares elementwise
-    try:
-        scalar = reduction in {"mean", "sum"}
-    except TypeError:  # unhashable
-        scalar = False
-    if scalar:
-        return
+    """Refuse a ``reduction`` other than 'mean' and 'sum', which alone give a scalar:
+    'none' with its reason, anything else as :func:`check_reduction` does."""
     if isinstance(reduction, str) and reduction == "none":
         msg = (
             f"value_and_grad({loss_name}) needs a scalar loss: reduction must be "
