@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from ._call import prepare
 from ._reduction import reduce_with_derivatives
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from ._namespace import Backend
 
 __all__ = ["value_and_grad"]
+
+# the loss's parameters, which the function value_and_grad makes takes as they are
+_Parameters = ParamSpec("_Parameters")
 
 
 def _pointwise(p: Array, n: Array, *, backend: Backend) -> tuple[Array, ...]:
@@ -111,7 +114,9 @@ _RULES: dict[Callable[..., Array], _Rule] = {
 }
 
 
-def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any]]:
+def value_and_grad(
+    loss: Callable[_Parameters, Array],
+) -> Callable[_Parameters, tuple[Array, Any]]:
     r"""Make a function that returns a loss and its gradients, in closed form.
 
     The returned function takes exactly the arguments of ``loss`` and returns
@@ -201,7 +206,9 @@ def value_and_grad(loss: Callable[..., Array]) -> Callable[..., tuple[Array, Any
     first_name, second_name = list(signature.parameters)[:2]
     option_names = list(signature.parameters)[4:]  # after the arrays and reduction
 
-    def loss_value_and_grad(*args: Any, **kwargs: Any) -> tuple[Array, Any]:
+    def loss_value_and_grad(
+        *args: _Parameters.args, **kwargs: _Parameters.kwargs
+    ) -> tuple[Array, Any]:
         arguments = arguments_of(args, kwargs)
         reduction = arguments["reduction"]
         _check_scalar_reduction(loss.__name__, reduction)

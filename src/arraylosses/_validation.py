@@ -10,16 +10,19 @@ from __future__ import annotations
 import math
 import sys
 from numbers import Real
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, get_args
 
 Shape = tuple[Any, ...]
 
-REDUCTIONS = ("mean", "sum", "none")
+# the reductions every loss takes: a Literal, so that type checkers catch a misspelt one
+Reduction = Literal["mean", "sum", "none"]
+REDUCTIONS: tuple[str, ...] = get_args(Reduction)
 # the characters of a margin an error message shows: an int can have thousands
 _SHOWN_DIGITS = 40
 
 __all__ = [
     "REDUCTIONS",
+    "Reduction",
     "a_type",
     "as_margin",
     "broadcast_pair",

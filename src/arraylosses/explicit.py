@@ -14,7 +14,7 @@ from typing import Any
 
 from ._call import prepare
 from ._docstrings import shared_sections
-from ._validation import check_flag
+from ._validation import Reduction, check_flag
 
 Array = Any
 
@@ -29,7 +29,7 @@ def regression_loss(
     predicted_ratings: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Squared error between observed and predicted ratings.
 
@@ -96,7 +96,7 @@ def poisson_loss(
     predicted_ratings: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     log_input: bool = False,
 ) -> Array:
     r"""Poisson negative log-likelihood of observed counts, up to a constant.
@@ -196,7 +196,7 @@ def logistic_loss(
     predicted_ratings: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Binary cross-entropy of a logit against a ±1 (or 0/1) observation.
 

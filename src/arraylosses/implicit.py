@@ -17,7 +17,7 @@ from typing import Any, SupportsFloat
 
 from ._call import prepare
 from ._docstrings import shared_sections
-from ._validation import as_margin
+from ._validation import Reduction, as_margin
 
 Array = Any
 
@@ -32,7 +32,7 @@ def pointwise_loss(
     negative_predictions: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Spotlight's pointwise loss: push positives' sigmoid up, negatives' down.
 
@@ -103,7 +103,7 @@ def bpr_loss(
     negative_predictions: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
 ) -> Array:
     r"""Spotlight's BPR loss: the sigmoid of how far a negative outranks a positive.
 
@@ -172,7 +172,7 @@ def hinge_loss(
     negative_predictions: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     margin: SupportsFloat = 1.0,
 ) -> Array:
     r"""Hinge loss: positives should outscore negatives by at least a margin.
@@ -246,7 +246,7 @@ def adaptive_hinge_loss(
     negative_predictions: Array,
     mask: Array | None = None,
     *,
-    reduction: str = "mean",
+    reduction: Reduction = "mean",
     margin: SupportsFloat = 1.0,
 ) -> Array:
     r"""Hinge loss against the highest-scoring of several sampled negatives.
