@@ -1887,6 +1887,28 @@ def test_a_namespace_older_than_the_2024_standard_is_refused_by_name():
     assert before == after == 1 / (1 + math.exp(1))
 
 
+def test_array_api_strict_2_3_0_is_refused_by_name(monkeypatch):
+    # array-api-strict 2.3.0's where() takes a Python float beside a float32 array
+    # to float64, and float32 losses came back float64 (fixed in 2.3.1). Its
+    # backend is resolved on every call, so the version reported here stands in
+    # for the release (run by hand on a real 2.3: bpr_loss gave float64). expected:
+    # the TypeError naming the argument, the version found and the one needed
+    xp = pytest.importorskip("array_api_strict")
+    monkeypatch.setattr(xp, "__version__", "2.3")
+    with pytest.raises(TypeError) as refusal:
+        bpr_loss(xp.asarray([1.0]), xp.asarray([0.0]))
+    monkeypatch.undo()
+
+    assert str(refusal.value) == (
+        "positive_predictions is an array_api_strict.Array of array-api-strict 2.3, "
+        "whose where() turns a float32 loss float64; arraylosses needs 2.3.1 or "
+        "later: pip install 'array-api-strict>=2.3.1'"
+    )
+    assert float(bpr_loss(xp.asarray([1.0]), xp.asarray([0.0]))) == 1 / (
+        1 + math.exp(1)
+    )
+
+
 def test_numpy_before_2_is_refused_by_name():
     # NumPy 1 promotes float32 against an integer scalar by value, to float64, so
     # every mean would come back float64. The version is read when NumPy's backend

@@ -45,6 +45,9 @@ _SINGLE_PRECISION_BITS = 32
 _SCALARS_ALLOWED_FROM = "2024.12"
 # the major version from which NumPy promotes by dtype alone (NEP 50)
 OLDEST_NUMPY_MAJOR = 2
+# array-api-strict 2.3's where() took a Python float beside a float32 array to
+# float64, and a float32 loss came back float64; 2.3.1 keeps float32
+_STRICT_PROMOTING_WHERE = frozenset({"2.3", "2.3.0"})
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -438,6 +441,14 @@ def _resolve(array: object, name: str) -> Backend:
                 f"standard; arraylosses needs its {_SCALARS_ALLOWED_FROM} revision or "
                 "later (for array-api-strict: set_array_api_strict_flags("
                 f"api_version='{_SCALARS_ALLOWED_FROM}'))"
+            )
+            raise TypeError(msg)
+        release = getattr(xp, "__version__", None)
+        if library == "array_api_strict" and release in _STRICT_PROMOTING_WHERE:
+            msg = (
+                f"{name} is {a_type(array)} of array-api-strict {release}, "
+                "whose where() turns a float32 loss float64; arraylosses needs "
+                "2.3.1 or later: pip install 'array-api-strict>=2.3.1'"
             )
             raise TypeError(msg)
         primitives = _standard_primitives(xp)
