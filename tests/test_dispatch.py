@@ -1482,6 +1482,29 @@ def test_numpy_0d_results_are_numpy_scalars(loss, mask, reduction):
     assert isinstance(result, np.float32)
 
 
+@pytest.mark.parametrize("layout", ["C", "F"])
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+def test_numpy_masked_arrays_own_their_memory(loss, layout):
+    # a masked 'none' result and value_and_grad's masked gradients come from the bits
+    # of the loss times the mask; each must be a float array of its own, as NumPy's
+    # own expressions give, not a view of the integers (whose base can't be resized).
+    # expected: by hand, the loss's elements where the mask is True, 0 elsewhere
+    first = np.asarray(np.full((3, 2), 1.5, np.float32), order=layout)
+    second = np.full((2, 3, 2) if loss is adaptive_hinge_loss else (3, 2), 0.5)
+    second = np.asarray(second.astype(np.float32), order=layout)
+    mask = np.asarray([[True, False], [False, True], [True, True]], order=layout)
+    kept = loss(first, second, mask, reduction="none")
+    _, gradients = arraylosses.value_and_grad(loss)(
+        first, second, mask, reduction="sum"
+    )
+    arrays = [kept, *(gradients if isinstance(gradients, tuple) else [gradients])]
+
+    assert all(array.flags.owndata and array.dtype == np.float32 for array in arrays)
+    elementwise = loss(first, second, reduction="none")
+    np.testing.assert_array_equal(kept, np.where(mask, elementwise, 0.0))
+    kept.resize(6, refcheck=False)  # ValueError for a view
+
+
 def test_numpy_dtypes_equal_but_not_identical_compute_alike():
     # an unpickled array's dtype equals float32 but is another object, which prepare's
     # test of one dtype object must not take for another dtype. expected: Spotlight's

@@ -361,12 +361,17 @@ def keep_by_bits(
     bits = unsigned.get(x.dtype.itemsize)
     if bits is None:
         return keep_where(mask, x, xp=xp)
-    x_bits = x.view(bits)
-    # in x's layout, in which masked_total_by_bits writes the product: a sum of either
-    # adds in memory order. A product is C-ordered already wherever x is
-    out = None if x.flags.c_contiguous else xp.empty_like(x_bits)
+    x_bits, mask_bits = x.view(bits), mask.astype(bits)
+    if x.ndim == 0:
+        # a ufunc on 0-d arrays returns a scalar, as NumPy's own expressions do
+        return xp.multiply(x_bits, mask_bits).view(x.dtype)
+    # written through a bit view of a float array, which the result then owns, as the
+    # results of NumPy's own expressions do; in x's layout, in which
+    # masked_total_by_bits writes the product: a sum of either adds in memory order
+    kept = xp.empty_like(x)
     # x's bit pattern times 0 or 1 is x's or +0.0's: no float product turns inf·0 into NaN
-    return xp.multiply(x_bits, mask.astype(bits), out=out).view(x.dtype)
+    xp.multiply(x_bits, mask_bits, out=kept.view(bits))
+    return kept
 
 
 def masked_total(
