@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from torch.autograd import forward_ad
-from torch.compiler import is_compiling, is_dynamo_compiling
+from torch.compiler import is_dynamo_compiling
 
 Array = Any
 
@@ -112,7 +112,7 @@ def relu(x: Array) -> Array:
 def add(x: Array, y: Array) -> Array:
     """``x + y``, into ``x`` (a new tensor with the result's shape) where autograd is
     not watching: a sigmoid saves its output, which autograd refuses to see changed."""
-    if is_compiling() or _JIT_TRACING():
+    if _compiling(x) or _JIT_TRACING():
         # the graph fuses the sum into its consumer anyway (and the checks below
         # would cost a compiled call five guards); and a traced program may run
         # later on tensors that require grad, which torch.export and torch.jit.trace
@@ -127,7 +127,7 @@ def square(x: Array) -> Array:
     """``x²``, in place where autograd is not watching: the product needs ``x`` itself
     for its gradient, and forward mode's tangent of ``x.mul_(x)`` is wrong. Not in a
     traced program, which may run later on tensors that require grad (see add())."""
-    if _differentiated(x) or is_compiling() or _JIT_TRACING():
+    if _differentiated(x) or _compiling(x) or _JIT_TRACING():
         return x.square()
     return x.mul_(x)
 
@@ -189,10 +189,20 @@ def _meets_made_constants(x: Array) -> bool:
     that ``torch.export`` holds as a constant of a module may meet one, which the
     program then holds as a constant too: right, for that constant's fixed size.)
     """
-    # no test of is_compiling(), which the module's other tests take: it also tells
-    # torch.export's tracing without Dynamo, whose tensors are fake (a subclass,
-    # left out here), and costs 35 ns more on this path of every eager call
     return type(x) is torch.Tensor and x.is_cpu and not _JIT_TRACING()
+
+
+def _compiling(x: Array) -> bool:
+    """Whether ``x``, a tensor of this call's own, is traced by ``torch.compile`` or
+    ``torch.export``: by Dynamo, or by the tracing without it (``torch.export``'s
+    non-strict mode, ``aot_function``), whose tensors are subclasses (FakeTensor,
+    FunctionalTensor).
+
+    Not ``torch.compiler.is_compiling()``: that flag is the process's, set for the
+    whole of a compilation on any thread, and an eager call on another thread would
+    take the traced kernels meanwhile, some of other bits (``addcmul`` rounds once
+    where the expression rounds twice)."""
+    return is_dynamo_compiling() or type(x) is not torch.Tensor
 
 
 def _differentiated(x: Array) -> bool:
@@ -286,7 +296,7 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
     the expression's own two roundings. The gradients are the expression's, to the
     bit.
     """
-    if is_compiling() or _JIT_TRACING():
+    if _compiling(z) or _JIT_TRACING():
         # traced, the expression, as a program may run later on tensors that require
         # grad (see add()). And the graph fuses the product anyway; out= fails while
         # Dynamo traces a torch.func transform (which also hides requires_grad from
@@ -294,21 +304,17 @@ def subtract_product(x: Array, y: Array, z: Array) -> Array:
         # PyTorch
         return x - y * z
     # forward mode refuses out= only after writing into z. _differentiated of each
-    # tensor, written out so that the forward-mode check runs once on this hot path,
-    # and without its test for a torch.func transform: the except below serves
+    # tensor, written out so that the forward-mode check runs once on this hot path
     if _forward_mode():
         # -y with addcmul's default value, the same bits as value=-1, which PyTorch
         # 2.13 crashes on (a segmentation fault) in torch.func.linearize
         return torch.addcmul(x, torch.neg(y), z)
-    if x.requires_grad or y.requires_grad or z.requires_grad:
+    # torch.func.vmap has no batching rule for out=, and hides requires_grad. Under
+    # torch.export its tensors are plain ones, and the out= traced there fails when
+    # the program runs
+    if x.requires_grad or y.requires_grad or z.requires_grad or _IN_TRANSFORM():
         return torch.addcmul(x, y, z, value=-1)
-    try:
-        return torch.addcmul(x, y, z, value=-1, out=z)
-    except RuntimeError:
-        # torch.func.vmap has no batching rule for out= (checked before any write),
-        # so it never writes where vmap hides requires_grad; any other error comes
-        # back from the plain call
-        return torch.addcmul(x, y, z, value=-1)
+    return torch.addcmul(x, y, z, value=-1, out=z)
 
 
 def max_over_first_axis(x: Array) -> Array:
@@ -363,13 +369,15 @@ def logistic_reduced(observed: Array, logit: Array, reduction: str) -> Array:
     size = logit.numel()
     # a symbolic size (torch.compile's dynamic shapes, torch.export) is not tested:
     # the test would bound the sizes the program takes. Dynamo takes a symbolic size
-    # for an int, and its own test comes first; is_compiling() last, as it costs more
+    # for an int, and its own test comes first
     compiled = is_dynamo_compiling()
     if (
         not compiled
         and type(size) is int
         and size >= _IN_PLACE_LOGISTIC_FROM
-        and not (is_compiling() or _differentiated(logit) or _differentiated(positive))
+        and not (
+            _compiling(positive) or _differentiated(logit) or _differentiated(positive)
+        )
     ):
         # (1 - z)·x - log σ(x), ATen's own formula, into the clamp's buffer, with
         # x - x·z for (1 - z)·x: the same for z of 0 or 1, else at most an ulp apart
@@ -449,7 +457,7 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
     """The sum of :func:`keep` ``(mask, loss)``, written into ``loss`` (a new tensor
     the call owns) where it can be, and :func:`count` of ``mask``."""
     bits = _bits(loss)
-    if bits is None and is_compiling():
+    if bits is None and _compiling(loss):
         # traced (torch.compile, torch.export): a selection autograd follows, as the
         # program may run later on tensors that require grad (see _bits), and one
         # Inductor fuses into the sum (where() there took 1 to 3% less time than the
@@ -477,6 +485,6 @@ def _bits(x: Array) -> Any:
     # and torch.jit.trace do not), and the view would drop their gradient without a
     # word. The test for tracing first: under Dynamo the others would cost guards, and
     # the C test for a trace a graph break
-    if is_compiling() or _differentiated(x) or _JIT_TRACING():
+    if _compiling(x) or _differentiated(x) or _JIT_TRACING():
         return None
     return _BITS.get(x.element_size())
