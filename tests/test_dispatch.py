@@ -1469,6 +1469,43 @@ def test_torch_eager_calls_ignore_another_threads_compilation(monkeypatch):
         assert torch.equal(actual_result, expected_result)
 
 
+def test_cupy_margins_meet_arrays_on_every_device():
+    # CuPy once added a margin as a 0-d array made once, on the device current at
+    # the first call: arrays of another device later met it (an error without peer
+    # access). expected: by hand, max(n - p + 0.25, 0) of [0.5, 2] against [1, 0]
+    cupy = pytest.importorskip("cupy")
+    try:
+        devices = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError:
+        devices = 0
+    if devices < 2:
+        pytest.skip(f"needs two CUDA devices, found {devices}")
+    for device in (1, 0):
+        with cupy.cuda.Device(device):
+            positive = cupy.asarray([0.5, 2.0], dtype=cupy.float32)
+            negative = cupy.asarray([1.0, 0.0], dtype=cupy.float32)
+            loss = hinge_loss(positive, negative, margin=0.25, reduction="none")
+        assert loss.device.id == device
+        np.testing.assert_array_equal(loss.get(), np.float32([0.75, 0.0]))
+
+
+def test_add_float_in_place_writes_into_its_argument():
+    # CuPy's margin primitive, run here on NumPy, whose ufuncs take the same
+    # arguments. expected: x + value by hand, in x itself, in x's dtype; a 0-d x
+    # (into which a ufunc can't write) gets a new result
+    from arraylosses import _functional
+
+    x = np.asarray([1.0, -2.5], dtype=np.float32)
+    result = _functional.add_float_in_place(x, 0.5, xp=np)
+    scalar = _functional.add_float_in_place(np.float32(1.0), 0.5, xp=np)
+
+    assert result is x
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, np.float32([1.5, -2.0]))
+    assert scalar == np.float32(1.5)
+    assert scalar.dtype == np.float32
+
+
 def test_the_backend_is_cached_per_array_type(xp):
     first, second = _arguments(bpr_loss, xp, xp.float32)
     # expected: Spotlight's formula in float64 (support.ref_bpr), twice through the cache

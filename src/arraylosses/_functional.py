@@ -17,6 +17,7 @@ Array = Any
 Namespace = Any
 
 __all__ = [
+    "add_float_in_place",
     "add_scalar",
     "add_scalar_in_place",
     "count_as_int",
@@ -209,6 +210,17 @@ def add_scalar_in_place(x: Array, value: float, /, *, xp: Namespace) -> Array:
     if x.ndim == 0:
         return x + value
     return xp.add(x, scalar_array(value, x.dtype, xp=xp), out=x)
+
+
+def add_float_in_place(x: Array, value: float, /, *, xp: Namespace) -> Array:
+    """:func:`add_scalar` written into ``x``, a new array the caller owns, for ufuncs
+    that take ``out=`` and a Python float as cheaply as an array: CuPy's, which pass
+    it to the kernel as an argument, where a 0-d array made once would sit on the
+    device current when it was made, and meet arrays of other devices later."""
+    # a ufunc on a 0-d array returns a scalar, which nothing can be written into
+    if x.ndim == 0:
+        return x + value
+    return xp.add(x, value, out=x)
 
 
 def scalar_array(

@@ -429,6 +429,7 @@ def _resolve(array: object, name: str) -> Backend:
         primitives["sigmoid_of_difference"] = _bind(
             _functional.sigmoid_of_difference, sigmoid=expit
         )
+        primitives["add_scalar"] = _bind(_functional.add_float_in_place, xp=cupy)
     else:
         library = getattr(xp, "__name__", describe_type(array))
         # the losses pass Python scalars to where() and the binary functions, which
