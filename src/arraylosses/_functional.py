@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 _SIGMOID_CONSTANTS: dict[Any, tuple[Array, Array]] = {}
-_SCALARS: dict[tuple[Any, Any, Any, float, float], Array] = {}
+_SCALARS: dict[tuple[Any, Any, float, float], Array] = {}
 # a margin that changes from call to call must not grow the cache without end
 _MOST_SCALARS = 64
 _ZERO_ROWS: dict[tuple[Any, Any], Array] = {}
@@ -223,21 +223,18 @@ def add_float_in_place(x: Array, value: float, /, *, xp: Namespace) -> Array:
     return xp.add(x, value, out=x)
 
 
-def scalar_array(
-    value: float, dtype: Any, /, *, xp: Namespace, device: Any = None
-) -> Array:
-    """``value`` as a 0-d array of ``dtype`` on ``device`` (None: the library's
-    default), made once per library, dtype, device and value (the last 64 of them)."""
+def scalar_array(value: float, dtype: Any, /, *, xp: Namespace) -> Array:
+    """``value`` as a 0-d array of ``dtype``, made once per library, dtype and value
+    (the last 64 of them), for NumPy: on a GPU it would sit on the device current
+    when it was made (see :func:`add_float_in_place`)."""
     # 0.0 and -0.0 are one dictionary key, and x + 0.0 differs from x + -0.0 at -0.0;
     # by library too: NumPy and CuPy share their dtype objects, not their arrays
-    key = (xp, dtype, device, value, math.copysign(1.0, value))
+    key = (xp, dtype, value, math.copysign(1.0, value))
     scalar = _SCALARS.get(key)
     if scalar is None:
         if len(_SCALARS) >= _MOST_SCALARS:
             _SCALARS.clear()
-        # device only where asked: CuPy's asarray takes no device argument
-        placement = {} if device is None else {"device": device}
-        scalar = _SCALARS[key] = xp.asarray(value, dtype=dtype, **placement)
+        scalar = _SCALARS[key] = xp.asarray(value, dtype=dtype)
     return scalar
 
 
