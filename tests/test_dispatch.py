@@ -88,6 +88,12 @@ def _arguments(loss, xp, dtype):
     return asarray(xp, first, dtype), asarray(xp, second, dtype)
 
 
+def _each_gradient(gradients):
+    """value_and_grad's gradients as a tuple: a pair for the implicit losses, one
+    array for the explicit ones."""
+    return gradients if isinstance(gradients, tuple) else (gradients,)
+
+
 def test_public_names():
     # the seven of Spotlight's module and their closed-form gradients, nothing else
     assert sorted(arraylosses.__all__) == sorted(
@@ -134,11 +140,14 @@ class TestEveryLoss:
                 np.testing.assert_array_equal(to_numpy(result), to_numpy(expected))
             value, gradients = with_gradients(*moved)
             expected_value, expected_gradients = with_gradients(first, second, mask)
-            pairs = [(value, expected_value)]
-            if isinstance(gradients, tuple):
-                pairs += list(zip(gradients, expected_gradients, strict=True))
-            else:
-                pairs.append((gradients, expected_gradients))
+            pairs = [
+                (value, expected_value),
+                *zip(
+                    _each_gradient(gradients),
+                    _each_gradient(expected_gradients),
+                    strict=True,
+                ),
+            ]
             for actual, expected in pairs:
                 assert actual.device == device
                 np.testing.assert_array_equal(to_numpy(actual), to_numpy(expected))
@@ -1567,7 +1576,7 @@ def test_numpy_masked_arrays_own_their_memory(loss, layout):
     _, gradients = arraylosses.value_and_grad(loss)(
         first, second, mask, reduction="sum"
     )
-    arrays = [kept, *(gradients if isinstance(gradients, tuple) else [gradients])]
+    arrays = [kept, *_each_gradient(gradients)]
 
     assert all(array.flags.owndata and array.dtype == np.float32 for array in arrays)
     elementwise = loss(first, second, reduction="none")
@@ -1631,7 +1640,7 @@ def test_numpy_losses_raise_nothing_but_underflow_on_finite_scores(size, dtype):
             value, gradients = arraylosses.value_and_grad(loss)(*args, **options)
             assert math.isfinite(float(loss(*args, **options))), loss.__name__
             assert math.isfinite(float(value)), loss.__name__
-            for gradient in gradients if isinstance(gradients, tuple) else (gradients,):
+            for gradient in _each_gradient(gradients):
                 assert np.isfinite(gradient).all(), loss.__name__
 
 
