@@ -14,10 +14,11 @@ import contextlib
 import csv
 import io
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -85,6 +86,16 @@ def no_ratings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = synthetic(n_users=30, n_items=40, mean_interactions=8)
     folder = tmp_path_factory.mktemp("data")
     return write_csv(folder / "implicit.csv", {"user": data.users, "item": data.items})
+
+
+def huge_ratings(folder: Path, *, varied: bool) -> Path:
+    """An interactions file whose ratings are the tiny data's times 1e20, or all 1e20."""
+    data = synthetic(n_users=30, n_items=40, mean_interactions=8)
+    assert data.ratings is not None
+    ratings = data.ratings * 1e20 if varied else np.full(len(data), 1e20)
+    return write_csv(
+        folder / "huge.csv", {"user": data.users, "item": data.items, "rating": ratings}
+    )
 
 
 def demo_arguments(data: Path, backend: str = "numpy") -> list[str]:
@@ -503,6 +514,21 @@ class TestBadArguments:
         assert IMPLICIT_TITLE in out
         assert "error: --plot: [Errno 28] No space left on device" in err
 
+    def test_plot_through_a_link_writes_its_target(
+        self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # a link to a file that does not exist yet: the check before training must
+        # neither replace the link nor leave an empty target. expected: the plot is
+        # written where the link points, and the link is still a link
+        pytest.importorskip("matplotlib")
+        target, link = tmp_path / "target.png", tmp_path / "link.png"
+        link.symlink_to(target)
+        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "1"]
+        assert main([*arguments, "--plot", str(link)]) == 0
+        assert link.is_symlink()
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        capsys.readouterr()
+
     def test_plot_needs_an_existing_folder(
         self, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -535,6 +561,43 @@ class TestBadArguments:
         plot = tmp_path / "curves.png"
         expect_usage_error(["demo", "--epochs", "1", "--plot", str(plot), *bad], capsys)
         assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize(
+        ("count", "shown"),
+        [
+            (0, "--backend cupy needs a CUDA GPU, and CuPy sees none\n"),
+            (
+                RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"),
+                (
+                    "--backend cupy needs a CUDA GPU, and CuPy sees none "
+                    "(cudaErrorNoDevice: no CUDA-capable device is detected)\n"
+                ),
+            ),
+        ],
+        ids=["no-device", "no-driver"],
+    )
+    def test_cupy_without_a_gpu(
+        self,
+        tiny: Path,
+        count: int | Exception,
+        shown: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # CUDA's runtime as CuPy finds it without a GPU: a count of 0, or, without a
+        # driver, CUDA's error (CuPy's CUDARuntimeError is a RuntimeError)
+        def device_count() -> int:
+            if isinstance(count, Exception):
+                raise count
+            return count
+
+        runtime = SimpleNamespace(getDeviceCount=device_count)
+        cupy = SimpleNamespace(cuda=SimpleNamespace(runtime=runtime))
+        monkeypatch.setitem(sys.modules, cli.BACKEND_MODULES["cupy"], cupy)
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--backend", "cupy"], capsys
+        )
+        assert err.endswith(shown)
 
     def test_a_backend_that_is_not_installed(
         self,
@@ -570,22 +633,20 @@ class TestBadArguments:
         err = expect_usage_error(["demo", "--data", str(tiny)], capsys)
         assert f"the demo needs NumPy 2.0 or later ({found})" in err
 
-    # NumPy warns of the overflow in the model's updates, which the run shows as is
-    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
     @pytest.mark.parametrize(
         ("options", "advice"),
         [
             # a learning rate of 1e30 sends the loss to inf or NaN within two epochs
             (
-                ["--epochs", "2", "--learning-rate", "1e30"],
-                "; try a smaller --learning-rate (now 1e+30) or --l2 (now 1e-05)",
+                ["--learning-rate", "1e30"],
+                "; try a smaller --learning-rate (now 1e+30) or --l2 (now 1e-05)\n",
             ),
             # at the default learning rate, a weight decay of 1e300 sends the
             # parameters to inf in the first update: the message must name --l2,
             # not only the learning rate the user never set
             (
-                ["--epochs", "1", "--l2", "1e300"],
-                "; try a smaller --learning-rate (now 0.005) or --l2 (now 1e+300)",
+                ["--l2", "1e300"],
+                "; try a smaller --learning-rate (now 0.005) or --l2 (now 1e+300)\n",
             ),
         ],
         ids=["learning-rate", "l2"],
@@ -597,17 +658,68 @@ class TestBadArguments:
         options: list[str],
         advice: str,
     ) -> None:
-        # metrics of such a model mean nothing. expected: exit status 1, no table
+        # metrics of such a model mean nothing. expected: exit status 1, no table,
+        # no epoch after the one whose loss was inf or NaN, and none of NumPy's
+        # warnings of the overflow (which the tests' filter makes errors)
+        arguments = ["demo", "--data", str(tiny), "--losses", "bpr", "--epochs", "5"]
         with pytest.raises(SystemExit) as raised:
-            main(["demo", "--data", str(tiny), "--losses", "bpr", *options])
+            main([*arguments, *options])
         assert raised.value.code == 1
         out, err = capsys.readouterr()
         assert out == ""
-        assert "training with the bpr loss diverged" in err
-        assert advice in err
+        diverged = re.search(r"diverged: its loss was (nan|inf) in epoch (\d)", err)
+        assert diverged is not None, err
+        epoch = int(diverged[2])
+        assert epoch < 5  # the premise: epochs were left to run
+        assert f"bpr epoch {epoch}/5: loss {diverged[1]}" in err
+        assert f"epoch {epoch + 1}/5" not in err
+        assert err.endswith(advice)
 
-    # NumPy warns of the overflow in the model's updates, which the run shows as is
-    @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+    def test_a_diverging_explicit_run_names_the_ratings_scale(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # every rating 1e20: the first batch's squared error overflows float32
+        # before any update, which no learning rate prevents (the global mean's
+        # errors are 0). expected: the message gives the largest rating beside the
+        # learning rate and l2
+        huge = huge_ratings(tmp_path, varied=False)
+        with pytest.raises(SystemExit) as raised:
+            main(["demo", "--data", str(huge), "--losses", "regression"])
+        assert raised.value.code == 1
+        assert capsys.readouterr().err.endswith(
+            "training with the regression loss diverged: its loss was inf in epoch 1; "
+            "try a smaller --learning-rate (now 0.005) or --l2 (now 1e-05), or check "
+            "the ratings' scale (the largest is 1e+20)\n"
+        )
+
+    @pytest.mark.parametrize(
+        ("varied", "row"),
+        [
+            # every count 1e20: the Poisson loss trains on them without overflow (the
+            # log-rate reaches about 46), and the global mean's errors are 0, but the
+            # model's squared errors overflow its RMSE
+            (False, "the poisson model"),
+            # counts of 1e20 to 5e20: the global mean's squared errors overflow first
+            (True, "global mean"),
+        ],
+        ids=["model", "baseline"],
+    )
+    def test_a_metric_of_inf_stops_the_run(
+        self, tmp_path: Path, varied: bool, row: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # expected: exit status 1 and the metric named, not a table that shows inf
+        huge = huge_ratings(tmp_path, varied=varied)
+        with pytest.raises(SystemExit) as raised:
+            main(["demo", "--data", str(huge), "--losses", "poisson", "--epochs", "1"])
+        assert raised.value.code == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        largest = "5e+20" if varied else "1e+20"
+        assert err.endswith(
+            f"error: {row}'s test RMSE is inf: float32 overflowed computing it; check "
+            f"the ratings' scale (the largest is {largest})\n"
+        )
+
     def test_parameters_that_diverge_in_the_last_update_stop_the_run(
         self, tiny: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -14,7 +14,7 @@ import importlib
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -216,9 +216,15 @@ def namespace(backend: str) -> Namespace:
         package = BACKEND_PACKAGES.get(backend, backend)
         msg = f"--backend {backend} needs {package}: pip install '{package}' ({error})"
         raise RuntimeError(msg) from None
-    if backend == "cupy" and module.cuda.runtime.getDeviceCount() < 1:
+    if backend == "cupy":
         msg = "--backend cupy needs a CUDA GPU, and CuPy sees none"
-        raise RuntimeError(msg)
+        try:
+            devices = module.cuda.runtime.getDeviceCount()
+        except RuntimeError as error:  # CUDA's, where there is no GPU or no driver
+            msg += f" ({error})"
+            raise RuntimeError(msg) from None
+        if devices < 1:
+            raise RuntimeError(msg)
     return backend_of(module.asarray(0.0), "backend").xp
 
 
@@ -239,6 +245,8 @@ class Result:
 def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     _check_numpy(parser)
     # imported here, not at the top: --help works without NumPy, and fast
+    import numpy as np  # noqa: PLC0415
+
     from . import data as datasets  # noqa: PLC0415
     from .model import float32_matmuls  # noqa: PLC0415
     from .training import Settings  # noqa: PLC0415
@@ -304,11 +312,16 @@ def _demo(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     trained: list[Result] = []
     for title, family, names in sections:
         try:
-            with float32_matmuls(arguments.backend):
+            # a loss, parameter or metric of inf or NaN ends the run with an error that
+            # says so; NumPy's warnings of the overflow on the way would only precede it
+            with (
+                float32_matmuls(arguments.backend),
+                np.errstate(over="ignore", invalid="ignore"),
+            ):
                 results = _run_family(
                     family, names, train, test, xp=xp, settings=settings
                 )
-        except (_DivergedError, _OutOfMemoryError) as error:
+        except (_NotFiniteError, _OutOfMemoryError) as error:
             parser.exit(1, f"{parser.prog}: error: {error}\n")
         sys.stdout.write(
             _table(title, family, results, backend=arguments.backend) + "\n"
@@ -346,15 +359,17 @@ def _check_plot_path(path: Path, parser: argparse.ArgumentParser) -> None:
     if path.is_dir():
         parser.error(f"--plot: {path} is a folder")
     # opened as the plot will be, to append nothing: an existing file is unchanged,
-    # and a new one is removed again
-    existed = path.exists()
+    # and a new one is removed again. Resolved first: through a link, even one whose
+    # target does not exist yet, the plot goes to the target, and the link stays
+    target = path.resolve()
+    existed = target.exists()
     try:
-        with path.open("ab"):
+        with target.open("ab"):
             pass
     except OSError as error:
         parser.error(f"--plot: cannot write {path} ({error.strerror})")
     if not existed:
-        path.unlink()
+        target.unlink()
     try:
         importlib.import_module("matplotlib")
     except ImportError:
@@ -370,6 +385,8 @@ def _run_family(
     xp: Namespace,
     settings: Any,
 ) -> list[Result]:
+    import numpy as np  # noqa: PLC0415
+
     from . import evaluation  # noqa: PLC0415
     from .training import train as fit  # noqa: PLC0415
 
@@ -382,8 +399,22 @@ def _run_family(
         f"the evaluation scores each of the {train.n_users:,} users against each of "
         f"the {train.n_items:,} items at once; try a smaller dataset"
     )
+    # either sends the updates to inf (Adam adds l2 times each parameter); and ratings
+    # too large for float32's squares send an explicit loss or its RMSE there at once
+    steps = (
+        f"try a smaller --learning-rate (now {settings.learning_rate}) or --l2 (now "
+        f"{settings.l2})"
+    )
+    scale = ""
+    if family == "explicit":
+        largest = float(np.abs(train.ratings).max())
+        scale = f"check the ratings' scale (the largest is {largest:g})"
+    diverged_advice = f"{steps}, or {scale}" if scale else steps
+    overflow_advice = scale or steps
     with _out_of_memory_means(in_evaluation):
         results = _baselines(family, names, train, test, xp=xp, seed=settings.seed)
+    for result in results:
+        _check_finite(result, overflow_advice)
     for name in names:
         progress = _Progress(name, settings.epochs)
         start = time.perf_counter()
@@ -394,63 +425,85 @@ def _run_family(
                 xp=xp,
                 settings=settings,
                 on_batch=progress.batch,
-                on_epoch=progress.epoch,
+                on_epoch=_stop_at_divergence(progress.epoch, name, diverged_advice),
             )
             # reading the parameters waits for the last updates, where a library
             # runs them asynchronously (JAX), and so for their errors
-            sign = _divergence(trained, xp=xp)
+            if not _finite_parameters(trained.model, xp=xp):
+                epochs = len(trained.epoch_losses)
+                sign = f"some of its parameters were inf or NaN after epoch {epochs}"
+                raise _diverged(name, sign, diverged_advice)
         seconds = time.perf_counter() - start
-        if sign is not None:
-            # either can send the updates to inf: Adam adds l2 times each parameter
-            msg = (
-                f"training with the {name} loss diverged: {sign}; try a smaller "
-                f"--learning-rate (now {settings.learning_rate}) or --l2 (now "
-                f"{settings.l2})"
-            )
-            raise _DivergedError(msg)
         model = trained.model
         with _out_of_memory_means(in_evaluation):
             if family == "implicit":
                 scores = model.all_scores()
                 ranking = evaluation.ranking_metrics(scores, train, test, xp=xp)
-                metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_k}
+                metrics = _ranking_metrics(ranking)
             else:
                 test_users, test_items = xp.asarray(test.users), xp.asarray(test.items)
                 scores, _, _ = model.score(test_users, test_items)
                 predicted = evaluation.predicted_outcome(name, scores, xp=xp)
                 observed = xp.asarray(evaluation.observed_outcome(name, test.ratings))
                 metrics = {"RMSE": evaluation.rmse(predicted, observed, xp=xp)}
-        results.append(
-            Result(
-                model="factorization",
-                loss=name,
-                predicts=_OUTCOMES.get(name, "-"),
-                epochs=settings.epochs,
-                seconds=seconds,
-                final_loss=trained.epoch_losses[-1],
-                metrics=metrics,
-                curve=trained.epoch_losses,
-            )
+        result = Result(
+            model="factorization",
+            loss=name,
+            predicts=_OUTCOMES.get(name, "-"),
+            epochs=settings.epochs,
+            seconds=seconds,
+            final_loss=trained.epoch_losses[-1],
+            metrics=metrics,
+            curve=trained.epoch_losses,
         )
+        _check_finite(result, overflow_advice)
+        results.append(result)
     return results
 
 
-def _divergence(trained: Any, *, xp: Namespace) -> str | None:
-    """What shows that training diverged, or None: a loss of inf or NaN, or else
-    parameters of inf or NaN, from updates that no later loss saw (an epoch's last
-    batch, or rows that no later batch read)."""
-    for epoch, loss in enumerate(trained.epoch_losses, start=1):
-        if not math.isfinite(loss):
-            return f"its loss was {loss} in epoch {epoch}"
-    if not all(bool(xp.all(xp.isfinite(p))) for p in trained.model.parameters):
-        epochs = len(trained.epoch_losses)
-        return f"some of its parameters were inf or NaN after epoch {epochs}"
-    return None
+def _finite_parameters(model: Any, *, xp: Namespace) -> bool:
+    """Whether none of ``model``'s parameters is inf or NaN, as updates that no later
+    loss saw (an epoch's last batch, or rows that no later batch read) can leave them."""
+    return all(bool(xp.all(xp.isfinite(p))) for p in model.parameters)
 
 
-class _DivergedError(RuntimeError):
-    """A model whose training loss or parameters became inf or NaN: its metrics would
-    mean nothing."""
+def _ranking_metrics(ranking: Any) -> dict[str, float]:
+    return {"MRR": ranking.mrr, f"P@{ranking.k}": ranking.precision_at_k}
+
+
+def _stop_at_divergence(
+    on_epoch: Callable[[int, float], None], name: str, advice: str
+) -> Callable[[int, float], None]:
+    """``on_epoch``, then an error where the epoch's loss is inf or NaN: no later epoch
+    can recover, and each would take as long."""
+
+    def checked(epoch: int, mean_loss: float) -> None:
+        on_epoch(epoch, mean_loss)
+        if not math.isfinite(mean_loss):
+            sign = f"its loss was {mean_loss} in epoch {epoch + 1}"
+            raise _diverged(name, sign, advice)
+
+    return checked
+
+
+def _diverged(name: str, sign: str, advice: str) -> _NotFiniteError:
+    return _NotFiniteError(f"training with the {name} loss diverged: {sign}; {advice}")
+
+
+def _check_finite(result: Result, advice: str) -> None:
+    """Refuse a row whose metric is inf or NaN: float32 overflowed on the way to it."""
+    for metric, value in result.metrics.items():
+        if not math.isfinite(value):
+            who = result.model if result.loss == "-" else f"the {result.loss} model"
+            msg = (
+                f"{who}'s test {metric} is {value}: float32 overflowed computing it; "
+                f"{advice}"
+            )
+            raise _NotFiniteError(msg)
+
+
+class _NotFiniteError(RuntimeError):
+    """A loss, parameter or test metric of inf or NaN: the table would mean nothing."""
 
 
 class _OutOfMemoryError(RuntimeError):
@@ -497,8 +550,7 @@ def _baselines(
             ("popularity", evaluation.popularity_scores(train)),
         ):
             ranking = evaluation.ranking_metrics(xp.asarray(scores), train, test, xp=xp)
-            metrics = {"MRR": ranking.mrr, "P@10": ranking.precision_at_k}
-            baselines.append(Result(model=model, metrics=metrics))
+            baselines.append(Result(model=model, metrics=_ranking_metrics(ranking)))
         return baselines
     # one global mean per outcome: the rating's, or the share of likes
     outcomes = dict.fromkeys("logistic" if n == "logistic" else "rating" for n in names)
@@ -525,7 +577,7 @@ _OUTCOMES = {
 
 
 def _table(title: str, family: str, results: list[Result], *, backend: str) -> str:
-    metric_names = ["MRR", "P@10"] if family == "implicit" else ["RMSE"]
+    metric_names = list(results[0].metrics)
     header = ["model", "loss", "backend", "epochs", "seconds", "final train loss"]
     if family == "explicit":
         header.insert(2, "predicts")
