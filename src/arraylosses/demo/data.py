@@ -174,7 +174,8 @@ def synthetic(
     popularity_skew : float
         Zipf exponent of item popularity (non-negative; 0 for none).
     seed : int
-        Seed of :func:`numpy.random.default_rng`; equal seeds give equal data.
+        The root of the draws' stream (see :func:`generator`); equal seeds give
+        equal data.
 
     Returns
     -------
@@ -276,7 +277,8 @@ def train_test_split(
     test_fraction : float
         Fraction of each user's interactions that goes to test, in (0, 1).
     seed : int
-        Seed of :func:`numpy.random.default_rng`; equal seeds give equal splits.
+        The root of the draws' stream (see :func:`generator`); equal seeds give
+        equal splits.
 
     Returns
     -------

@@ -2,8 +2,9 @@
 
 Batches are drawn on the host with NumPy from one seeded generator (shuffling
 and uniform negative sampling), so that a seed gives the same run on every
-backend, to float32 rounding; each epoch's batches move to the model's library in one transfer, and
-everything after that is array API operations on the model's arrays.
+backend, to float32 rounding; each epoch's arrays move to the model's library with
+one ``xp.asarray`` each, and everything after that is array API operations on the
+model's arrays.
 """
 
 from __future__ import annotations
