@@ -649,6 +649,24 @@ class TestTorchCompile:
             compiled(p, n, margin=np.float32(0.5))
         support.assert_close(compiled(p, n, margin=0.5), expected, xp=xp, like=p)
 
+    def test_int_margins_that_change_compile_into_one_graph(self, xp):
+        # the second int margin makes Dynamo take it as a symbolic number, whose
+        # finiteness test must trace as well (math.isfinite of it broke the graph)
+        _skip_unless(xp, "torch", "torch.compile")
+        import torch
+
+        p = support.asarray(xp, [2.0, 0.5, -1.0], xp.float32)
+        n = support.asarray(xp, [-1.0, 0.0, 1.0], xp.float32)
+        torch._dynamo.reset()
+        compiled = torch.compile(al.hinge_loss, fullgraph=True, backend="eager")
+        for margin in (1, 2, 3):
+            # expected: Spotlight's formula in float64 (support.ref_hinge), meaned
+            expected = np.mean(
+                support.ref_hinge(support.to_numpy(p), support.to_numpy(n), margin)
+            )
+            result = compiled(p, n, margin=margin)
+            support.assert_close(result, expected, xp=xp, like=p, shape=())
+
     def test_no_graph_break_for_bpr_with_a_mask(self, xp):
         _skip_unless(xp, "torch", "torch._dynamo.explain")
         import torch

@@ -81,7 +81,9 @@ def as_margin(margin: object) -> float:
         value = float(margin)
     except OverflowError:  # an int or Fraction beyond any float
         value = math.inf
-    if not math.isfinite(value):
+    # the fast path's test, not math.isfinite: an int margin that changes between
+    # torch.compile'd calls becomes a symbolic float, which Dynamo can't pass to it
+    if value - value != 0.0:  # NaN for inf and NaN
         shown = repr(margin)
         shown = shown if len(shown) <= _SHOWN_DIGITS else f"{shown[:_SHOWN_DIGITS]}..."
         msg = f"margin must be finite, got {shown}"
