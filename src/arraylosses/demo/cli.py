@@ -552,17 +552,19 @@ def _baselines(
             ranking = evaluation.ranking_metrics(xp.asarray(scores), train, test, xp=xp)
             baselines.append(Result(model=model, metrics=_ranking_metrics(ranking)))
         return baselines
-    # one global mean per outcome: the rating's, or the share of likes
-    outcomes = dict.fromkeys("logistic" if n == "logistic" else "rating" for n in names)
+    # one global mean per outcome, each named by a loss that predicts it: the rating
+    # (regression's, and Poisson's), or the share of likes (logistic's)
+    outcomes = dict.fromkeys(
+        "logistic" if n == "logistic" else "regression" for n in names
+    )
     baselines = []
-    for outcome in outcomes:
-        loss = "logistic" if outcome == "logistic" else "regression"
+    for loss in outcomes:
         observed = evaluation.observed_outcome(loss, test.ratings)
         mean = float(evaluation.observed_outcome(loss, train.ratings).mean())
         rmse = evaluation.rmse(
             xp.full(observed.shape, mean, dtype=xp.float32), xp.asarray(observed), xp=xp
         )
-        label = "global like rate" if outcome == "logistic" else "global mean"
+        label = "global like rate" if loss == "logistic" else "global mean"
         baselines.append(
             Result(model=label, predicts=_OUTCOMES[loss], metrics={"RMSE": rmse})
         )
