@@ -1045,6 +1045,56 @@ def _extreme_check(
 # sigmoid arguments beyond float32's exp range (e^88.8 overflows), and |x| = 1e4
 EXTREMES = np.array([1e4, -1e4, 100.0, -100.0, 80.0, -80.0, 0.0, 0.0])
 
+# Sigmoid arguments in both tails, where σ is within 2e-9 (at 20) of 0 or 1, and
+# each of the tolerances below: a few ulps of each element, relative to itself
+TAILS = np.array([10.0, 20.0, 30.0, -10.0, -20.0, -30.0])
+TAIL_RTOL = {"float32": 1e-6, "float64": 1e-14}
+
+
+def _tail_check(
+    test: _ValueAndGradContract,
+    xp: ModuleType,
+    first_np: np.ndarray,
+    second_np: np.ndarray,
+    dtype_name: str,
+    elementwise: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    derivatives: Callable[[np.ndarray, np.ndarray], Gradients],
+    *,
+    value_atol: float = 0.0,
+) -> None:
+    """Each element of the loss (``reduction="none"``) and of each gradient (of the
+    sum) within a few of its own ulps of the float64 reference on the same rounded
+    inputs: a formula that subtracts from 1 (1 - σ, σ(x) - 1) loses the tiny ones
+    whole, where a check relative to the largest element sees nothing. Expected:
+    ``elementwise`` and ``derivatives``, written by hand in float64 in forms that
+    do not cancel (support's references are Spotlight's naive ones, whose own
+    1 - σ loses the tails in float64 too)."""
+    dtype = support.dtype_of(xp, dtype_name)
+    args, (first, second) = build(xp, dtype, first_np, second_np)
+    rtol = TAIL_RTOL[dtype_name]
+    support.assert_close(
+        test.loss_itself(*args, reduction="none"),
+        elementwise(first, second),
+        xp=xp,
+        like=args[1],
+        shape=tuple(args[0].shape),
+        rtol=rtol,
+        atol=value_atol,
+    )
+    _, gradients = split(test.loss, test.value_and_grad(*args, reduction="sum"))
+    for index, gradient, wanted in zip(
+        test.loss.wrt, gradients, derivatives(first, second), strict=True
+    ):
+        support.assert_close(
+            gradient,
+            wanted,
+            xp=xp,
+            like=args[index],
+            shape=tuple(args[index].shape),
+            rtol=rtol,
+            atol=0.0,
+        )
+
 
 class TestPointwiseValueAndGrad(_ImplicitContract):
     loss = POINTWISE
@@ -1074,6 +1124,18 @@ class TestPointwiseValueAndGrad(_ImplicitContract):
 
         n = -EXTREMES[::-1]
         _extreme_check(self, xp, EXTREMES, n, {}, dtype_name, derivatives)
+
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_tails_elementwise(self, xp: ModuleType, dtype_name: str) -> None:
+        # by hand: L = (1 - σ(p)) + σ(n) = σ(-p) + σ(n), tiny where p is large and
+        # n small; dL/dp = -σ(p)σ(-p), dL/dn = σ(n)σ(-n)
+        def elementwise(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+            return sigmoid64(-p) + sigmoid64(n)
+
+        def derivatives(p: np.ndarray, n: np.ndarray) -> Gradients:
+            return -sigmoid64(p) * sigmoid64(-p), sigmoid64(n) * sigmoid64(-n)
+
+        _tail_check(self, xp, TAILS, -TAILS, dtype_name, elementwise, derivatives)
 
 
 class TestBprValueAndGrad(_ImplicitContract):
@@ -1107,6 +1169,20 @@ class TestBprValueAndGrad(_ImplicitContract):
             return -d_n, d_n
 
         _extreme_check(self, xp, EXTREMES, n, {}, dtype_name, derivatives)
+
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_tails_elementwise(self, xp: ModuleType, dtype_name: str) -> None:
+        # p - n = ±10 to ±30. by hand: L = 1 - σ(p - n) = σ(n - p), tiny where p - n
+        # is large; dL/dn = σ(n - p)σ(p - n) = -dL/dp
+        def elementwise(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+            return sigmoid64(n - p)
+
+        def derivatives(p: np.ndarray, n: np.ndarray) -> Gradients:
+            d_n = sigmoid64(n - p) * sigmoid64(p - n)
+            return -d_n, d_n
+
+        n = np.zeros_like(TAILS)
+        _tail_check(self, xp, TAILS, n, dtype_name, elementwise, derivatives)
 
 
 class TestHingeValueAndGrad(_HingeContract):
@@ -1410,6 +1486,35 @@ class TestLogisticValueAndGrad(_ExplicitContract):
             {},
             dtype_name,
             lambda y, x: (sigmoid64(x) - np.clip(y, 0.0, 1.0),),
+        )
+
+    @pytest.mark.parametrize("dtype_name", DTYPES)
+    def test_tails_elementwise(self, xp: ModuleType, dtype_name: str) -> None:
+        # each label against logits of both signs: L = log1p(e^-|x|), tiny, where
+        # the label is right, and about |x| where it is wrong
+        y = np.array([1.0, 1.0, 1.0, -1.0, 0.0, -1.0])
+        x = TAILS
+
+        # by hand: the reference's own stable form (support.ref_logistic), and
+        # dL/dx = σ(x) - z, which is -σ(-x) for z = 1, σ(x) for z = 0
+        def derivatives(y: np.ndarray, x: np.ndarray) -> Gradients:
+            z = np.clip(y, 0.0, 1.0)
+            return ((1.0 - z) * sigmoid64(x) - z * sigmoid64(-x),)
+
+        # PyTorch's value is ATen's binary cross-entropy with logits, as in
+        # torch.nn.functional: (1 - z)·x - log σ(x), which for z = 0 and x < 0
+        # cancels to within an ulp of x (absolute), not of the tiny loss
+        ulp_of_x = float(np.finfo(dtype_name).eps) * float(np.max(np.abs(x)))
+        value_atol = ulp_of_x if support.backend_of(xp) == "torch" else 0.0
+        _tail_check(
+            self,
+            xp,
+            y,
+            x,
+            dtype_name,
+            support.ref_logistic,
+            derivatives,
+            value_atol=value_atol,
         )
 
 

@@ -91,8 +91,13 @@ def _poisson(
 
 def _logistic(y: Array, logit: Array, *, backend: Backend) -> tuple[Array, ...]:
     positive = backend.positive_class(y)
-    # d/dx [max(x, 0) - x·z + log1p(e^-|x|)] = σ(x) - z
-    return backend.logistic(y, logit), backend.sigmoid(logit) - positive
+    # d/dx [max(x, 0) - x·z + log1p(e^-|x|)] = σ(x) - z = (1 - z)·σ(x) - z·σ(-x), as
+    # σ(x) = 1 - σ(-x): for z of 0 or 1 one term, where σ(x) - 1 would round a
+    # confident positive's gradient (-σ(-x), 2e-9 at x = 20) to 0
+    d_logit = (1.0 - positive) * backend.sigmoid(logit) - positive * (
+        backend.sigmoid_of_negative(logit)
+    )
+    return backend.logistic(y, logit), d_logit
 
 
 @dataclass(frozen=True, slots=True)
