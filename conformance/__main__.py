@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.stderr.write(f"unknown dtypes {unknown}; known: {', '.join(DTYPES)}\n")
         return 2
+    if not dtypes:
+        sys.stderr.write(f"--dtypes names none; known: {', '.join(DTYPES)}\n")
+        return 2
     if args.backends not in {"auto", "all"}:
         unknown = sorted(set(_split(args.backends)) - set(ALL_BACKENDS))
         if unknown:
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         tick = time.perf_counter()
         rows.extend(reference_checks(args.seed, peers, refs))
         timings["reference"] = time.perf_counter() - tick
+    matrix_runs = 0  # backends times dtypes
     for backend in backends:
         tick = time.perf_counter()
         available = [d for d in dtypes if d in backend.dtypes]
@@ -188,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"{backend.label} has no {', '.join(missing)}: not run there")
         if available:
             rows.extend(run_backend(backend, available, args.seed, peers, refs))
+            matrix_runs += len(available)
+        else:
+            # a run that checks nothing of the matrix must not read as a pass
+            reason = f"has none of the dtypes asked for ({', '.join(dtypes)})"
+            rows.append(_missing(backend.label, "cpu", reason))
         rows.extend(deviation_rows(backend, args.seed))
         timings[backend.label] = time.perf_counter() - tick
         sys.stdout.write(
@@ -202,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         timings["training"] = time.perf_counter() - tick
     elapsed = time.perf_counter() - started
     notes.append(
-        f"{len(cases.matrix())} matrix cases per backend and dtype; ran in "
+        f"{len(cases.matrix())} matrix cases per backend and dtype, on "
+        f"{matrix_runs} backend and dtype pairs; ran in "
         f"{elapsed:.1f} s ("
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
         + ")"

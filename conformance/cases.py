@@ -64,6 +64,7 @@ LOSSES = (
     Loss("hinge_loss", "implicit"),
     Loss("hinge_loss", "implicit", (("margin", 0.5),)),
     Loss("adaptive_hinge_loss", "adaptive"),
+    Loss("adaptive_hinge_loss", "adaptive", (("margin", 0.5),)),
     Loss("regression_loss", "explicit"),
     Loss("poisson_loss", "explicit"),
     Loss("poisson_loss", "explicit", (("log_input", True),)),

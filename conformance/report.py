@@ -113,6 +113,11 @@ def _is_grad(row: Row, method: str) -> bool:
     return row.kind == "grad" and row.gradient == method
 
 
+def _is_value(row: Row) -> bool:
+    # the reference's own gradients checked by finite differences are no value
+    return row.kind not in {"grad", "check:fd"}
+
+
 def _verdict(row: Row | None) -> str:
     if row is None:
         return "-"
@@ -150,7 +155,7 @@ def print_report(
         groups[row.backend, row.loss].append(row)
     table = []
     for (backend, loss), members in groups.items():
-        values = [r for r in members if r.kind != "grad" and r.tol > 0]
+        values = [r for r in members if _is_value(r) and r.tol > 0]
         table.append(
             [
                 backend,
@@ -201,11 +206,7 @@ def print_report(
                 dtype,
                 str(len(members)),
                 _fmt(members[0].tol),
-                _fmt(
-                    max(
-                        (r.error for r in members if r.kind != "grad"), default=math.nan
-                    )
-                ),
+                _fmt(max((r.error for r in members if _is_value(r)), default=math.nan)),
                 *(
                     _fmt(
                         max(
