@@ -22,6 +22,11 @@ max(n - p + 1, 0). poisson_nll_loss with log_input=False computes
 ``input - target * log(input + eps)``: its default eps = 1e-8 would shift
 log(yhat) by up to 5e-8 at the matrix's smallest rate (0.2), far above the
 float64 tolerance, so eps=0 is passed (every rate in the matrix is > 0).
+
+On PyTorch, the package's unmasked logistic and regression losses call the same
+ATen kernels as binary_cross_entropy_with_logits and mse_loss: there the
+torch.nn.functional rows show that the call is the peer's, in the caller's
+dtype, and the float64 reference rows are the independent check.
 """
 
 from __future__ import annotations
