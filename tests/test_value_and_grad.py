@@ -375,6 +375,35 @@ def split(loss: Loss, result: Any) -> tuple[Any, tuple[Any, ...]]:
     return value, (gradients,)
 
 
+def assert_gradients(
+    loss: Loss,
+    xp: ModuleType,
+    args: list[Any],
+    gradients: tuple[Any, ...],
+    expected: Gradients,
+    *,
+    method: str = FD,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> None:
+    """Each gradient is its expected value, as the argument it is taken with respect
+    to: its namespace, dtype, shape and device; within ``rtol`` and ``atol``, else
+    the tolerance of that argument's dtype for a reference made by ``method``."""
+    for index, gradient, wanted in zip(loss.wrt, gradients, expected, strict=True):
+        default_rtol, default_atol = gradient_tolerance(
+            name_of_dtype(args[index]), method
+        )
+        support.assert_close(
+            gradient,
+            wanted,
+            xp=xp,
+            like=args[index],
+            shape=tuple(args[index].shape),
+            rtol=default_rtol if rtol is None else rtol,
+            atol=default_atol if atol is None else atol,
+        )
+
+
 def mask_of(xp: ModuleType, values: np.ndarray | None, name: str | None) -> Any:
     return None if values is None else support.asarray(xp, values, getattr(xp, name))
 
@@ -463,21 +492,16 @@ class _ValueAndGradContract:
         support.assert_close(
             value, expected_value, xp=xp, like=args[1], rtol=value_rtol, atol=value_atol
         )
-        for index, gradient, wanted in zip(
-            self.loss.wrt, gradients, expected_gradients, strict=True
-        ):
-            default_rtol, default_atol = gradient_tolerance(
-                name_of_dtype(args[index]), method
-            )
-            support.assert_close(
-                gradient,
-                wanted,
-                xp=xp,
-                like=args[index],
-                shape=tuple(args[index].shape),
-                rtol=default_rtol if rtol is None else rtol,
-                atol=default_atol if atol is None else atol,
-            )
+        assert_gradients(
+            self.loss,
+            xp,
+            args,
+            gradients,
+            expected_gradients,
+            method=method,
+            rtol=rtol,
+            atol=atol,
+        )
         # consistency, not a reference: the loss itself, on the same backend
         own = self.loss_itself(*args, mask, reduction=reduction, **options)
         tight = SAME_RTOL[name_of_dtype(own)]
@@ -1082,18 +1106,9 @@ def _tail_check(
         atol=value_atol,
     )
     _, gradients = split(test.loss, test.value_and_grad(*args, reduction="sum"))
-    for index, gradient, wanted in zip(
-        test.loss.wrt, gradients, derivatives(first, second), strict=True
-    ):
-        support.assert_close(
-            gradient,
-            wanted,
-            xp=xp,
-            like=args[index],
-            shape=tuple(args[index].shape),
-            rtol=rtol,
-            atol=0.0,
-        )
+    assert_gradients(
+        test.loss, xp, args, gradients, derivatives(first, second), rtol=rtol, atol=0.0
+    )
 
 
 class TestPointwiseValueAndGrad(_ImplicitContract):
@@ -1648,16 +1663,7 @@ class TestTransforms:
             case.loss, *values, FLOAT_WEIGHTS, reduction=reduction, options=case.kwargs
         )
         support.assert_close(value, expected_value, xp=xp, like=args[1])
-        for index, gradient, wanted in zip(
-            case.loss.wrt, gradients, expected_gradients, strict=True
-        ):
-            support.assert_close(
-                gradient,
-                wanted,
-                xp=xp,
-                like=args[index],
-                shape=tuple(args[index].shape),
-            )
+        assert_gradients(case.loss, xp, args, gradients, expected_gradients)
 
     @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
     def test_dask_call_computes_nothing(self, xp: ModuleType, case: Case) -> None:
@@ -1691,18 +1697,15 @@ class TestTransforms:
                 options=case.kwargs,
             )
             support.assert_close(value, expected_value, xp=xp, like=args[1])
-            for index, gradient, wanted in zip(
-                case.loss.wrt, gradients, expected_gradients, strict=True
-            ):
-                support.assert_close(
-                    gradient,
-                    wanted,
-                    xp=xp,
-                    like=args[index],
-                    shape=tuple(args[index].shape),
-                    rtol=FD_RTOL,
-                    atol=FD_ATOL,
-                )
+            assert_gradients(
+                case.loss,
+                xp,
+                args,
+                gradients,
+                expected_gradients,
+                rtol=FD_RTOL,
+                atol=FD_ATOL,
+            )
 
     @pytest.mark.parametrize("case", ["all-false-mask", "empty-selection"])
     @pytest.mark.parametrize("loss", LOSSES, ids=[loss.name for loss in LOSSES])
