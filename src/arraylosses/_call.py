@@ -352,7 +352,7 @@ def _refuse_nested(*named: tuple[Array, str]) -> None:
 
 def _refuse_mask_of_str(mask: str) -> NoReturn:
     msg = f"mask must be an array or None, got str {mask!r}"
-    if mask in REDUCTIONS:  # Spotlight's callers may pass it third, as mask is here
+    if mask in REDUCTIONS:  # a reduction passed third, where mask is
         msg += f"; reduction is keyword-only: pass reduction={mask!r}"
     raise TypeError(msg)
 

@@ -180,8 +180,10 @@ def value_and_grad(
     :math:`w_i / \sum_j w_j` for the masked mean, by :math:`1/N` for the plain
     mean, where :math:`w` is the mask at the loss's shape.
 
-    Conventions where the loss has no derivative, as PyTorch's and JAX's
-    autograd give them:
+    Conventions where the loss has no derivative, as the autograd of ``relu``
+    and ``amax`` gives them in PyTorch and JAX (Spotlight's ``clamp`` and
+    ``torch.max(negatives, 0)`` give 1 at the kink and the whole gradient to one
+    tied negative):
 
     - the hinge losses at exactly the margin (:math:`n - p + m = 0`) have
       gradient 0;

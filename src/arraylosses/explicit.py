@@ -4,8 +4,8 @@ These are Spotlight's regression, Poisson and logistic losses [1]_.
 
 References
 ----------
-.. [1] Kula, Maciej. "Spotlight: deep learning recommender models in PyTorch."
-   Software, https://github.com/maciejkula/spotlight, 2017.
+.. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+   https://github.com/maciejkula/spotlight
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def regression_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
     .. [2] Koren, Yehuda, Robert Bell and Chris Volinsky. "Matrix factorization
        techniques for recommender systems." Computer 42(8), IEEE, 2009.
 
@@ -147,8 +147,8 @@ def poisson_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
     .. [2] Gopalan, Prem, Jake M. Hofman and David M. Blei. "Scalable
        recommendation with hierarchical Poisson factorization." Proceedings of
        the Thirty-First Conference on Uncertainty in Artificial Intelligence
@@ -241,8 +241,8 @@ def logistic_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
     .. [2] Johnson, Christopher C. "Logistic matrix factorization for implicit
        feedback data." NIPS Workshop on Distributed Machine Learning and Matrix
        Computations, 2014.

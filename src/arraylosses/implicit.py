@@ -7,8 +7,8 @@ Spotlight's, not those of a binary cross-entropy or of Rendle's log-sigmoid BPR.
 
 References
 ----------
-.. [1] Kula, Maciej. "Spotlight: deep learning recommender models in PyTorch."
-   Software, https://github.com/maciejkula/spotlight, 2017.
+.. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+   https://github.com/maciejkula/spotlight
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def pointwise_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
 
     Examples
     --------
@@ -138,8 +138,8 @@ def bpr_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
     .. [2] Rendle, Steffen, Christoph Freudenthaler, Zeno Gantner and Lars
        Schmidt-Thieme. "BPR: Bayesian personalized ranking from implicit
        feedback." Proceedings of the Twenty-Fifth Conference on Uncertainty in
@@ -182,7 +182,8 @@ def hinge_loss(
         L = \max(n - p + m, 0)
 
     with margin :math:`m` (1 in Spotlight), averaged as ``reduction`` says. At the
-    kink, :math:`n - p + m = 0`, the gradient is 0, as PyTorch's autograd gives.
+    kink, :math:`n - p + m = 0`, the gradient is 0, as the autograd of PyTorch's
+    and JAX's ``relu`` gives (Spotlight's ``clamp`` gives 1 there).
 
     Parameters
     ----------
@@ -212,8 +213,8 @@ def hinge_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
 
     Examples
     --------
@@ -263,7 +264,8 @@ def adaptive_hinge_loss(
     a (B, 1) positive met a squeezed (B,) maximum and silently became a (B, B)
     outer product; here the shapes are checked as for :func:`hinge_loss`.
     Where several negatives tie for the maximum, the gradient follows the
-    library's own rule for ``max`` (PyTorch and JAX split it evenly).
+    library's own rule for ``max`` (PyTorch's ``amax`` and JAX split it evenly;
+    Spotlight's ``torch.max(negatives, 0)`` gives it all to one of them).
 
     Parameters
     ----------
@@ -297,8 +299,8 @@ def adaptive_hinge_loss(
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
     .. [2] Weston, Jason, Samy Bengio and Nicolas Usunier. "WSABIE: Scaling up
        to large vocabulary image annotation." Proceedings of the Twenty-Second
        International Joint Conference on Artificial Intelligence (IJCAI), 2011.

@@ -42,8 +42,8 @@ class Factorization:
 
     References
     ----------
-    .. [1] Kula, Maciej. "Spotlight: deep learning recommender models in
-       PyTorch." Software, https://github.com/maciejkula/spotlight, 2017.
+    .. [1] Kula, Maciej. "Spotlight." GitHub, 2017.
+       https://github.com/maciejkula/spotlight
     """
 
     users: Array
