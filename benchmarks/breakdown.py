@@ -137,8 +137,7 @@ def _torch_eager(loss_name: str) -> tuple[str, list[Step]]:
         positive = torch.clamp(observed, 0, 1)
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         steps += [
-            ("ours: clamp(y, 0, 1), int bounds", torch.clamp, (observed, 0, 1)),
-            ("idiom: clamp(y, 0, 1)", torch.clamp, (observed, 0.0, 1.0)),
+            ("both: clamp(y, 0, 1)", torch.clamp, (observed, 0, 1)),
             (
                 "ours: ATen's binary cross-entropy, summed, ÷ a count made once",
                 ours_cross_entropy_mean,

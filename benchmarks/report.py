@@ -278,25 +278,30 @@ def _overhead_table(backends: dict[str, Any]) -> list[str]:
         "## Dispatch and validation overhead",
         "",
         "One call on 1-element float32 arrays (the adaptive hinge's negatives",
-        "are 5 × 1), against the same call without the package's Python layer:",
-        "the library's primitives that the loss runs (its kernels, and on",
-        "PyTorch the few checks inside them that pick the kernel), composed as",
-        "the loss composes them, called bare on the same arrays. The overhead is",
-        "the median over rounds of the difference, with its 95% interval: the",
-        "public function, `prepare` (namespace, devices, dtypes, shapes), the",
-        "call's record and `finish`. `prepare` alone is beside it. The bare",
-        "composition is checked to be the loss's own: the same primitives in",
-        "the same order, the same bits, and on PyTorch the same ATen operations.",
+        "are 5 × 1), against the same call without the package's boundary: the",
+        "primitives that the loss runs, from the package's table of each",
+        "library's functions (the library's kernels, each through a thin",
+        "function of the package's, and on PyTorch the few checks inside them",
+        "that pick the kernel), composed as the loss composes them, called bare",
+        "on the same arrays. The overhead is the median over rounds of the",
+        "difference, with its 95% interval: the public function, `prepare`",
+        "(namespace, devices, dtypes, shapes), the call's record and `finish`.",
+        "`prepare` alone is beside it. The bare composition is checked to be the",
+        "loss's own: the same primitives in the same order, the same bits, and on",
+        "PyTorch the same ATen operations. The primitives' own Python is not in",
+        "the overhead; it is in the last column but one, ours less the idiom's",
+        "whole call, with the difference between the two sides' kernels (the",
+        "package's stable sigmoids and log terms take more of them on NumPy).",
         "",
-        "| backend | loss | ours µs | bare µs | overhead µs | 95% CI | of which `prepare` µs | idiom µs | target | met |",
-        "|---|---|---:|---:|---:|---|---:|---:|---|:-:|",
+        "| backend | loss | ours µs | bare µs | overhead µs | 95% CI | of which `prepare` µs | idiom µs | ours − idiom µs | target | met |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---|:-:|",
     ]
     for name, cell in rows:
         target = OVERHEAD_TARGETS_US[name]
         head = f"| {TITLES[name]} | {cell['loss']} |"
         if "error" in cell:
             lines.append(
-                f"{head} | | | | | | ≤ {target:.1f} µs | error: {cell['error']} |"
+                f"{head} | | | | | | | ≤ {target:.1f} µs | error: {cell['error']} |"
             )
             continue
         if not cell["bare_is_the_loss"]:
@@ -307,7 +312,8 @@ def _overhead_table(backends: dict[str, Any]) -> list[str]:
         lines.append(
             f"{head} {_us(cell['ours_us'])} | {_us(cell['bare_us'])} | "
             f"{cell['overhead_us']:.2f} | {interval} | {cell['prepare_us']:.2f} | "
-            f"{_us(cell['idiom_us'])} | ≤ {target:.1f} µs | {met} |"
+            f"{_us(cell['idiom_us'])} | {cell['ours_us'] - cell['idiom_us']:+.2f} | "
+            f"≤ {target:.1f} µs | {met} |"
         )
     lines.append("")
     return lines
@@ -362,37 +368,49 @@ def _floor_table(backends: dict[str, Any], settings: dict[str, Any]) -> list[str
     ]
     if not rows:
         return []
+    # the fastest one-pass read of the run, by any library: one library's pass can
+    # read the same bytes slower than another's, and the floor is the machine's
+    fastest = min(
+        (cell["floor_us"] for _, cell in rows if "error" not in cell), default=None
+    )
     lines = [
         f"## Memory floor at {settings['floor_size']:,} elements",
         "",
         "The floor is one compiled pass that reads both inputs once, `sum(a + b)`:",
         "a loss over the same inputs cannot read less. Ratios are medians over",
-        "rounds of ours / floor and idiom / floor.",
+        "rounds of ours / floor and idiom / floor, against the same library's pass",
+        "interleaved with them; beside them, ours against the fastest pass of the",
+        "run, whichever library's (a ratio of medians timed in two processes, so",
+        "without an interval). A target is met where both ratios are within it.",
         "",
         (
             "| backend | loss | ours µs | idiom µs | floor µs | ours / floor | 95% CI | "
-            "idiom / floor | target | met |"
+            "idiom / floor | ours / fastest floor | target | met |"
         ),
-        "|---|---|---:|---:|---:|---:|---|---:|---|:-:|",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---|:-:|",
     ]
     for name, cell in rows:
         target = FLOOR_TARGETS.get(name)
         target_text = "none set" if target is None else f"≤ {target:.2f}"
         head = f"| {TITLES[name]} | {cell['loss']} |"
-        if "error" in cell:
-            lines.append(f"{head} | | | | | | {target_text} | error: {cell['error']} |")
+        if "error" in cell or fastest is None:
+            error = cell.get("error", "no floor measured")
+            lines.append(f"{head} | | | | | | | {target_text} | error: {error} |")
             continue
+        against_fastest = cell["ours_us"] / fastest
         if target is None:
             met = "n/a"
         else:
-            met = YES if cell["ratio"] <= target and cell["values_agree"] else NO
+            worst = max(cell["ratio"], against_fastest)
+            met = YES if worst <= target and cell["values_agree"] else NO
         if not cell["values_agree"]:
             met += " values differ"
         lines.append(
             f"{head} {_us(cell['ours_us'])} | {_us(cell['idiom_us'])} | "
             f"{_us(cell['floor_us'])} | {cell['ratio']:.2f} | "
             f"[{cell['ratio_low']:.2f}, {cell['ratio_high']:.2f}] | "
-            f"{cell['idiom_ratio']:.2f} | {target_text} | {met} |"
+            f"{cell['idiom_ratio']:.2f} | {against_fastest:.2f} | {target_text} | "
+            f"{met} |"
         )
     lines.append("")
     return lines

@@ -525,9 +525,9 @@ def _torch_autograd_backend() -> Backend:
         ours=lambda name: with_gradient(name, eager.ours(name)),
         idiom=lambda name: with_gradient(name, eager.idiom(name)),
         timed=lambda fn: fn,
+        # a training step's peak: the forward pass, what autograd saves, the backward
         peak_bytes=harness.torch_peak_bytes,
-        memory_method="not measured",
-        measures_memory=False,
+        memory_method="torch.profiler, profile_memory, with the gradient",
         differentiate=differentiate,
         info=eager.info,
     )
