@@ -51,8 +51,9 @@ Spotlight's version takes no mask and no reduction; without them the
     NaN), shapes that broadcast into an outer product are refused (Spotlight's
     regression and Poisson losses broadcast them; its logistic loss refuses any
     two shapes that differ), and half precision is computed in float32. The
-    observed ratings take the predictions' dtype (in Spotlight float64 ratings
-    make a float64 loss of float32 predictions). With a mask,
+    observed ratings are converted to the dtype the loss computes in, not
+    promoted (in Spotlight float64 ratings make a float64 loss of float32
+    predictions). With a mask,
     an all-zero mask gives 0 and a masked-out element contributes exactly 0,
     even where its loss is NaN or inf.""",
     "raises": """\

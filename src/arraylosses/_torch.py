@@ -64,8 +64,9 @@ MSE_LOSS: Any = getattr(getattr(torch._C, "_nn", None), "mse_loss", None)
 # memory. Through the whole call on float32 elements, measured in three interleaved
 # runs: 1 to 6% less time at 2**15, 3 to 8% at 2**16 and 0 to 8% at 2**17; within 4%
 # either way at 24,576; 3 to 7% more at 2**14 and 4 to 12% at 4,096. With autograd,
-# ATen's own gradient σ(x) - z keeps the tiny gradients that the composition's chain
-# rule would round away
+# ATen's own gradient σ(x) - z keeps a confident negative's tiny σ(x), which the
+# composition's chain rule would round away (a confident positive's σ(x) - 1 rounds
+# to 0 either way)
 _IN_PLACE_LOGISTIC_FROM = 2**15
 # 0-d CPU tensors made once (see _constant): element counts, the divisors of a mean,
 # by count and dtype; margins by value, sign of zero and dtype. Bounded, as batch
