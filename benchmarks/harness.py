@@ -1,10 +1,12 @@
 """Interleaved timing, and peak memory of one call, per library.
 
 Timing: the functions of one comparison run in one process, in rounds. Each
-round times one *sample* of every function, in an order that rotates from
+round times one *sample* of every function, in an order that changes from
 round to round (A B, B A, A B, ...), so that drift in the machine's speed
 (other processes, frequency scaling, a warm or cold cache) falls on both sides
-alike. A sample is ``inner`` back-to-back calls timed with
+alike; with more than two functions the orders are the rows of a Williams
+design, in which each function follows each other one equally often, so that
+none always runs after the same one (whose buffers or caches it would meet). A sample is ``inner`` back-to-back calls timed with
 ``time.perf_counter_ns``, ``inner`` chosen once per comparison so that a sample
 takes about two milliseconds (one call where a call takes longer). Garbage is
 collected before the rounds and the collector is off during them. The answer
@@ -113,9 +115,9 @@ def interleave(calls: Sequence[tuple[Fn, tuple[Any, ...]]], plan: Plan) -> Timin
     gc.disable()
     try:
         started = perf_counter_ns()
+        orders = _balanced_orders(count)
         for round_index in range(plan.max_rounds):
-            for step in range(count):
-                which = (round_index + step) % count
+            for which in orders[round_index % len(orders)]:
                 fn, args = calls[which]
                 start = perf_counter_ns()
                 for _ in range(inner):
@@ -129,6 +131,23 @@ def interleave(calls: Sequence[tuple[Fn, tuple[Any, ...]]], plan: Plan) -> Timin
     finally:
         gc.enable()
     return Timing(inner=inner, per_call_ns=per_call)
+
+
+def _balanced_orders(count: int) -> list[list[int]]:
+    """Orders of ``count`` functions, one per round in turn, in which each function
+    comes right after each other one equally often (a Williams design: the first
+    order 0, 1, n - 1, 2, n - 2, ..., each next one shifted by 1, and for an odd
+    ``count`` each of those reversed as well)."""
+    first, low, high = [0], 1, count - 1
+    while low <= high:
+        first.append(low)
+        if low != high:
+            first.append(high)
+        low, high = low + 1, high - 1
+    orders = [[(which + shift) % count for which in first] for shift in range(count)]
+    if count % 2 and count > 1:
+        orders += [order[::-1] for order in orders]
+    return orders
 
 
 def _batch_size(calls: Sequence[tuple[Fn, tuple[Any, ...]]], plan: Plan) -> int:
