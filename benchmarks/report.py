@@ -333,9 +333,10 @@ def _memory_table(backends: dict[str, Any], settings: dict[str, Any]) -> list[st
         "Bytes the call allocates at its peak beyond the inputs (its temporaries",
         "and result); the inputs themselves are in the last column. Ours meets",
         "the target when it is at most the idiom's plus half a byte per element:",
-        "an array temporary takes at least a byte per element, so a smaller",
-        "difference is scalars and Python objects. *n/a*: the idiom allocates",
-        "no array at all.",
+        "a temporary of the loss's shape takes at least a byte per element, so a",
+        "smaller difference is scalars, Python objects, or arrays of a reduced",
+        "shape (a row's or a column's), which the slack could hide. *n/a*: the",
+        "idiom allocates no array at all.",
         "",
         (
             "| backend | loss | ours MB | idiom MB | ours / idiom | target | met | "
