@@ -174,7 +174,7 @@ def _summary(backends: dict[str, Any]) -> list[str]:
     lines = [
         "## Summary",
         "",
-        "| backend | target | cells meeting it | worst ours / idiom |",
+        "| backend | target | cells meeting it | worst |",
         "|---|---|---|---|",
     ]
     for name, outcome in backends.items():
@@ -197,8 +197,88 @@ def _summary(backends: dict[str, Any]) -> list[str]:
             f"{failed_text} | {worst_text} |"
         )
     lines += _overhead_summary(backends)
+    lines += _memory_summary(backends)
+    lines += _floor_summary(backends)
     lines.append("")
     return lines
+
+
+def _memory_summary(backends: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, outcome in backends.items():
+        all_cells = outcome.get("memory", [])
+        if not all_cells:
+            continue
+        cells = [cell for cell in all_cells if "error" not in cell]
+        met = sum(_meets_memory(cell) for cell in cells)
+        worst = max(
+            cells,
+            key=lambda cell: cell["ours_bytes"] - cell["idiom_bytes"],
+            default=None,
+        )
+        worst_text = (
+            ""
+            if worst is None
+            else f"ours − idiom {(worst['ours_bytes'] - worst['idiom_bytes']) / 1e6:+.2f}"
+            f" MB ({worst['loss']})"
+        )
+        lines.append(
+            f"| {TITLES[name]}, peak memory | ≤ idiom | {met} of {len(all_cells)} | "
+            f"{worst_text} |"
+        )
+    return lines
+
+
+def _floor_summary(backends: dict[str, Any]) -> list[str]:
+    fastest = _fastest_floor_us(backends)
+    lines = []
+    for name, outcome in backends.items():
+        target = FLOOR_TARGETS.get(name)
+        all_cells = outcome.get("floor", [])
+        if target is None or not all_cells or fastest is None:
+            continue
+        cells = [cell for cell in all_cells if "error" not in cell]
+        met = sum(_meets_floor(cell, fastest, target) for cell in cells)
+        worst = max(cells, key=lambda cell: _floor_ratio(cell, fastest), default=None)
+        worst_text = (
+            ""
+            if worst is None
+            else f"{_floor_ratio(worst, fastest):.2f} × floor ({worst['loss']})"
+        )
+        lines.append(
+            f"| {TITLES[name]}, memory floor | ≤ {target:.2f} × floor | {met} of "
+            f"{len(all_cells)} | {worst_text} |"
+        )
+    return lines
+
+
+def _meets_memory(cell: dict[str, Any]) -> bool:
+    """At most the idiom's peak, up to the slack per element."""
+    slack = MEMORY_SLACK_PER_ELEMENT * cell["elements"]
+    return bool(cell["ours_bytes"] <= cell["idiom_bytes"] + slack)
+
+
+def _fastest_floor_us(backends: dict[str, Any]) -> float | None:
+    """The fastest one-pass read of the run, by any library: one library's pass can
+    read the same bytes slower than another's, and the floor is the machine's."""
+    return min(
+        (
+            cell["floor_us"]
+            for outcome in backends.values()
+            for cell in outcome.get("floor", [])
+            if "error" not in cell
+        ),
+        default=None,
+    )
+
+
+def _floor_ratio(cell: dict[str, Any], fastest: float) -> float:
+    """The larger of ours / the same library's pass and ours / the fastest pass."""
+    return max(cell["ratio"], cell["ours_us"] / fastest)
+
+
+def _meets_floor(cell: dict[str, Any], fastest: float, target: float) -> bool:
+    return bool(cell["values_agree"]) and _floor_ratio(cell, fastest) <= target
 
 
 def _overhead_summary(backends: dict[str, Any]) -> list[str]:
@@ -352,7 +432,7 @@ def _memory_table(backends: dict[str, Any], settings: dict[str, Any]) -> list[st
         ours, idiom = cell["ours_bytes"], cell["idiom_bytes"]
         slack = MEMORY_SLACK_PER_ELEMENT * cell["elements"]
         ratio = f"{ours / idiom:.2f}" if idiom > slack else "n/a"
-        met = YES if ours <= idiom + slack else NO
+        met = YES if _meets_memory(cell) else NO
         lines.append(
             f"{head} {_mb(ours)} | {_mb(idiom)} | {ratio} | ≤ idiom | {met} | "
             f"{_mb(cell['input_bytes'])} | {outcome['memory_method']} |"
@@ -369,11 +449,7 @@ def _floor_table(backends: dict[str, Any], settings: dict[str, Any]) -> list[str
     ]
     if not rows:
         return []
-    # the fastest one-pass read of the run, by any library: one library's pass can
-    # read the same bytes slower than another's, and the floor is the machine's
-    fastest = min(
-        (cell["floor_us"] for _, cell in rows if "error" not in cell), default=None
-    )
+    fastest = _fastest_floor_us(backends)
     lines = [
         f"## Memory floor at {settings['floor_size']:,} elements",
         "",
@@ -402,8 +478,7 @@ def _floor_table(backends: dict[str, Any], settings: dict[str, Any]) -> list[str
         if target is None:
             met = "n/a"
         else:
-            worst = max(cell["ratio"], against_fastest)
-            met = YES if worst <= target and cell["values_agree"] else NO
+            met = YES if _meets_floor(cell, fastest, target) else NO
         if not cell["values_agree"]:
             met += " values differ"
         lines.append(

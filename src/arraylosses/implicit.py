@@ -183,7 +183,8 @@ def hinge_loss(
 
     with margin :math:`m` (1 in Spotlight), averaged as ``reduction`` says. At the
     kink, :math:`n - p + m = 0`, the gradient is 0, as the autograd of PyTorch's
-    and JAX's ``relu`` gives (Spotlight's ``clamp`` gives 1 there).
+    and JAX's ``relu`` gives (Spotlight's ``clamp`` passes it through there:
+    :math:`\partial L / \partial n = 1`).
 
     Parameters
     ----------

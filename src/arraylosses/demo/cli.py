@@ -385,8 +385,6 @@ def _run_family(
     xp: Namespace,
     settings: Any,
 ) -> list[Result]:
-    import numpy as np  # noqa: PLC0415
-
     from . import evaluation  # noqa: PLC0415
     from .training import train as fit  # noqa: PLC0415
 
@@ -399,15 +397,16 @@ def _run_family(
         f"the evaluation scores each of the {train.n_users:,} users against each of "
         f"the {train.n_items:,} items at once; try a smaller dataset"
     )
-    # either sends the updates to inf (Adam adds l2 times each parameter); and ratings
-    # too large for float32's squares send an explicit loss or its RMSE there at once
+    # too large a learning rate or l2 sends the updates to inf (Adam adds l2 times each
+    # parameter); ratings too large for float32's squares send an explicit loss, or
+    # its RMSE, there at once
     steps = (
         f"try a smaller --learning-rate (now {settings.learning_rate}) or --l2 (now "
         f"{settings.l2})"
     )
     scale = ""
     if family == "explicit":
-        largest = float(np.abs(train.ratings).max())
+        largest = float(abs(train.ratings).max())
         scale = f"check the ratings' scale (the largest is {largest:g})"
     diverged_advice = f"{steps}, or {scale}" if scale else steps
     overflow_advice = scale or steps
