@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,52 +205,68 @@ def _summary(backends: dict[str, Any]) -> list[str]:
 
 
 def _memory_summary(backends: dict[str, Any]) -> list[str]:
-    lines = []
-    for name, outcome in backends.items():
-        all_cells = outcome.get("memory", [])
-        if not all_cells:
-            continue
-        cells = [cell for cell in all_cells if "error" not in cell]
-        met = sum(_meets_memory(cell) for cell in cells)
-        worst = max(
-            cells,
-            key=lambda cell: cell["ours_bytes"] - cell["idiom_bytes"],
-            default=None,
+    return [
+        _summary_row(
+            f"{TITLES[name]}, peak memory",
+            "≤ idiom",
+            outcome["memory"],
+            [cell for cell in outcome["memory"] if "error" not in cell],
+            meets=_meets_memory,
+            badness=lambda cell: cell["ours_bytes"] - cell["idiom_bytes"],
+            describe=lambda cell: (
+                f"ours − idiom {(cell['ours_bytes'] - cell['idiom_bytes']) / 1e6:+.2f} "
+                f"MB ({cell['loss']})"
+            ),
         )
-        worst_text = (
-            ""
-            if worst is None
-            else f"ours − idiom {(worst['ours_bytes'] - worst['idiom_bytes']) / 1e6:+.2f}"
-            f" MB ({worst['loss']})"
-        )
-        lines.append(
-            f"| {TITLES[name]}, peak memory | ≤ idiom | {met} of {len(all_cells)} | "
-            f"{worst_text} |"
-        )
-    return lines
+        for name, outcome in backends.items()
+        if outcome.get("memory")
+    ]
 
 
 def _floor_summary(backends: dict[str, Any]) -> list[str]:
     fastest = _fastest_floor_us(backends)
-    lines = []
+    rows = []
     for name, outcome in backends.items():
+        cells = outcome.get("floor", [])
         target = FLOOR_TARGETS.get(name)
-        all_cells = outcome.get("floor", [])
-        if target is None or not all_cells or fastest is None:
+        if not cells or target is None or fastest is None:
             continue
-        cells = [cell for cell in all_cells if "error" not in cell]
-        met = sum(_meets_floor(cell, fastest, target) for cell in cells)
-        worst = max(cells, key=lambda cell: _floor_ratio(cell, fastest), default=None)
-        worst_text = (
-            ""
-            if worst is None
-            else f"{_floor_ratio(worst, fastest):.2f} × floor ({worst['loss']})"
+        rows.append(
+            _summary_row(
+                f"{TITLES[name]}, memory floor",
+                f"≤ {target:.2f} × floor",
+                cells,
+                [cell for cell in cells if "error" not in cell],
+                meets=lambda cell, target=target: _meets_floor(cell, fastest, target),
+                badness=lambda cell: _floor_ratio(cell, fastest),
+                describe=lambda cell: (
+                    f"{_floor_ratio(cell, fastest):.2f} × floor ({cell['loss']})"
+                ),
+            )
         )
-        lines.append(
-            f"| {TITLES[name]}, memory floor | ≤ {target:.2f} × floor | {met} of "
-            f"{len(all_cells)} | {worst_text} |"
-        )
-    return lines
+    return rows
+
+
+def _summary_row(
+    label: str,
+    target: str,
+    all_cells: list[dict[str, Any]],
+    measured: list[dict[str, Any]],
+    *,
+    meets: Callable[[dict[str, Any]], bool],
+    badness: Callable[[dict[str, Any]], float],
+    describe: Callable[[dict[str, Any]], str],
+) -> str:
+    """A summary row: how many of a table's cells meet the target (a cell not
+    ``measured`` meets none), and the measured cell that is worst by ``badness``."""
+    unmeasured = len(all_cells) - len(measured)
+    unmeasured_text = f", {unmeasured} not measured" if unmeasured else ""
+    worst = max(measured, key=badness, default=None)
+    met = sum(meets(cell) for cell in measured)
+    return (
+        f"| {label} | {target} | {met} of {len(all_cells)}{unmeasured_text} | "
+        f"{'' if worst is None else describe(worst)} |"
+    )
 
 
 def _meets_memory(cell: dict[str, Any]) -> bool:
@@ -282,29 +299,24 @@ def _meets_floor(cell: dict[str, Any], fastest: float, target: float) -> bool:
 
 
 def _overhead_summary(backends: dict[str, Any]) -> list[str]:
-    lines = []
+    rows = []
     for name, outcome in backends.items():
-        all_cells = outcome.get("overhead", [])
-        if not all_cells:
+        cells = outcome.get("overhead", [])
+        if not cells:
             continue
-        cells = [
-            cell
-            for cell in all_cells
-            if "error" not in cell and cell["bare_is_the_loss"]
-        ]
         target = OVERHEAD_TARGETS_US[name]
-        met = sum(cell["overhead_us"] <= target for cell in cells)
-        unmeasured = len(all_cells) - len(cells)
-        unmeasured_text = f", {unmeasured} not measured" if unmeasured else ""
-        worst = max(cells, key=lambda cell: cell["overhead_us"], default=None)
-        worst_text = (
-            "" if worst is None else f"{worst['overhead_us']:.2f} µs ({worst['loss']})"
+        rows.append(
+            _summary_row(
+                f"{TITLES[name]}, overhead",
+                f"≤ {target:.1f} µs",
+                cells,
+                [c for c in cells if "error" not in c and c["bare_is_the_loss"]],
+                meets=lambda cell, target=target: cell["overhead_us"] <= target,
+                badness=lambda cell: cell["overhead_us"],
+                describe=lambda cell: f"{cell['overhead_us']:.2f} µs ({cell['loss']})",
+            )
         )
-        lines.append(
-            f"| {TITLES[name]}, overhead | ≤ {target:.1f} µs | {met} of "
-            f"{len(all_cells)}{unmeasured_text} | {worst_text} |"
-        )
-    return lines
+    return rows
 
 
 def _meets_ratio(cell: dict[str, Any], target: float) -> bool:
