@@ -6,9 +6,10 @@ round to round (A B, B A, A B, ...), so that drift in the machine's speed
 (other processes, frequency scaling, a warm or cold cache) falls on both sides
 alike; with more than two functions the orders are the rows of a Williams
 design, in which each function follows each other one equally often, so that
-none always runs after the same one (whose buffers or caches it would meet). A sample is ``inner`` back-to-back calls timed with
-``time.perf_counter_ns``, ``inner`` chosen once per comparison so that a sample
-takes about two milliseconds (one call where a call takes longer). Garbage is
+none always runs after the same one (whose buffers or caches it would meet).
+A sample is ``inner`` back-to-back calls timed with ``time.perf_counter_ns``,
+``inner`` chosen once per comparison so that a sample takes about two
+milliseconds (one call where a call takes longer). Garbage is
 collected before the rounds and the collector is off during them. The answer
 is per round: the ratio (or difference) of the two functions' per-call times
 in that round; the report gives the median over rounds, with a 95% confidence

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             # a run that checks nothing of the matrix must not read as a pass
             reason = f"has none of the dtypes asked for ({', '.join(dtypes)})"
-            rows.append(_missing(backend.label, "cpu", reason))
+            rows.append(_missing(backend.name, backend.device, reason))
         rows.extend(deviation_rows(backend, args.seed))
         timings[backend.label] = time.perf_counter() - tick
         sys.stdout.write(
