@@ -611,7 +611,21 @@ class TestBadArguments:
             ["demo", "--data", str(tiny), "--backend", "jax"], capsys
         )
         # quoted: an unquoted jax[cpu] is a glob pattern to zsh
-        assert "--backend jax needs jax[cpu]: pip install 'jax[cpu]'" in err
+        assert "--backend jax needs jax, not installed: pip install 'jax[cpu]'" in err
+
+    def test_cupy_not_installed_names_the_wheels_for_each_cuda(
+        self,
+        tiny: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        # None in sys.modules stops the import, as if CuPy were not installed
+        monkeypatch.setitem(sys.modules, cli.BACKEND_MODULES["cupy"], None)
+        err = expect_usage_error(
+            ["demo", "--data", str(tiny), "--backend", "cupy"], capsys
+        )
+        shown = "pip install cupy-cuda13x, or cupy-cuda12x for CUDA 12"
+        assert f"--backend cupy needs cupy, not installed: {shown} (" in err
 
     @pytest.mark.parametrize(
         ("version", "found"), [(None, "none is installed"), ("1.26.4", "found 1.26.4")]

@@ -1656,11 +1656,18 @@ def test_numpy_subclasses_outside_the_array_api_are_refused(kind):
         def hint(name):
             if name == "mask":
                 return r"numpy\.ma\.filled\(mask, 0\), which leaves its masked entries out$"
-            return (
+            hint = (
                 rf"numpy\.ma\.getdata\({name}\) and carry its mask in mask=, which "
                 r"is True where an element counts \(numpy\.ma's is True where one is "
-                r"left out\)$"
+                r"left out\)"
             )
+            if name == "negative_predictions":
+                hint += (
+                    r"; the adaptive hinge's negatives, pass as "
+                    r"numpy\.ma\.filled\(negative_predictions, -inf\), which leaves "
+                    r"a masked-out negative out of the maximum"
+                )
+            return hint + "$"
     else:
         with warnings.catch_warnings():  # NumPy means to deprecate the matrix
             warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -1695,7 +1702,9 @@ def test_dask_arrays_of_masked_chunks_are_refused():
         r"entries out$",
         "negative_predictions": r"dask\.array\.ma\.getdata\(negative_predictions\) "
         r"and carry its mask in mask=, which is True where an element counts "
-        r"\(dask\.array\.ma's is True where one is left out\)$",
+        r"\(dask\.array\.ma's is True where one is left out\); the adaptive hinge's "
+        r"negatives, pass as dask\.array\.ma\.filled\(negative_predictions, -inf\), "
+        r"which leaves a masked-out negative out of the maximum$",
     }
     bool_mask = da.ma.masked_array(da.ones(4, dtype=bool, chunks=2), mask=[0, 0, 1, 0])
     with computing_nothing():

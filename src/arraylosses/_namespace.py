@@ -502,10 +502,17 @@ def _unmasked_hint(name: str, ma: str) -> str:
     if name == "mask":
         return f"pass {ma}.filled(mask, 0), which leaves its masked entries out"
     # numpy.ma's mask is True where an element is left out, the losses' where it counts
-    return (
+    hint = (
         f"pass {ma}.getdata({name}) and carry its mask in mask=, which is True "
         f"where an element counts ({ma}'s is True where one is left out)"
     )
+    if name == "negative_predictions":
+        # the name the adaptive hinge shares, whose negatives axis no mask covers
+        hint += (
+            f"; the adaptive hinge's negatives, pass as {ma}.filled({name}, -inf), "
+            "which leaves a masked-out negative out of the maximum"
+        )
+    return hint
 
 
 def _refuse_masked_chunks(

@@ -35,10 +35,13 @@ BACKEND_MODULES = {
     "cupy": "cupy",
     "array_api_strict": "array_api_strict",
 }
-BACKEND_PACKAGES = {
-    "jax": "jax[cpu]",
-    "array_api_strict": "array-api-strict",
-    "cupy": "cupy-cuda12x",  # the wheel for CUDA 12; `cupy` alone builds from source
+# how to install each backend that pip does not install by its own name; quoted
+# where a shell would take the brackets for a glob pattern (zsh does)
+BACKEND_INSTALLS = {
+    "jax": "pip install 'jax[cpu]'",
+    "array_api_strict": "pip install array-api-strict",
+    # a wheel per major version of CUDA: `cupy` alone builds from source
+    "cupy": "pip install cupy-cuda13x, or cupy-cuda12x for CUDA 12",
 }
 
 
@@ -116,8 +119,9 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help=(
-            "CSV, TSV or Parquet (needs pyarrow) file of interactions with columns "
-            "user, item and optionally rating (default: a synthetic dataset)"
+            "CSV, TSV (each with a header row) or Parquet (needs pyarrow) file of "
+            "interactions with columns user and item, integer ids, and optionally "
+            "rating (default: a synthetic dataset)"
         ),
     )
     demo.add_argument("--epochs", type=_positive(int), default=10, help="default: 10")
@@ -213,8 +217,8 @@ def namespace(backend: str) -> Namespace:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        package = BACKEND_PACKAGES.get(backend, backend)
-        msg = f"--backend {backend} needs {package}: pip install '{package}' ({error})"
+        install = BACKEND_INSTALLS.get(backend, f"pip install {backend}")
+        msg = f"--backend {backend} needs {backend}, not installed: {install} ({error})"
         raise RuntimeError(msg) from None
     if backend == "cupy":
         msg = "--backend cupy needs a CUDA GPU, and CuPy sees none"
