@@ -27,7 +27,7 @@ reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' is Spotlight's: the mean of the elementwise loss, or with a mask
         ``sum(L * mask) / sum(mask)``, the mask counted at its broadcast shape
         (0, with zero gradients, when the mask is all zero or the loss has no
-        elements). 'sum' is
+        elements; weights that sum to 0 without all being 0 divide by 1). 'sum' is
         ``sum(L * mask)``; 'none' returns ``L * mask`` itself.""",
     "returns": """\
 Returns
