@@ -980,3 +980,65 @@ class TestDaskLaziness:
         # expected by hand: the kept values 3, 4, 5 against 0, σ(-3), σ(-4), σ(-5)
         expected = np.mean(1 / (1 + np.exp(values[3:].astype(np.float64))))
         support.assert_close(fitting, expected, xp=xp, like=unknown)
+
+    def test_two_unknown_sizes_are_paired_chunk_by_chunk_or_refused(self, xp):
+        # two unknown lengths pass the shape checks as equal, and Dask pairs their
+        # chunks: a chunk of 1 broadcast against a chunk of 3 gave a wrong loss without
+        # a word, even for arrays of one length chunked apart. expected: the loss of
+        # arrays selected alike, Spotlight's formula in float64 (support.ref_bpr and
+        # support.ref_adaptive_hinge) on the kept elements; a ValueError naming both
+        # arguments where chunks differ in length (when computed, whichever pair
+        # comes first) or in number (at the call); and nothing computed by any call
+        _skip_unless(xp, "dask", "dask laziness")
+        import dask.array as da
+
+        def selected(values, keep, chunks):
+            array = xp.asarray(da.from_array(values, chunks=chunks))
+            return array[..., xp.asarray(da.from_array(keep, chunks=chunks[-1]))]
+
+        rng = np.random.default_rng(53)
+        p, n, negatives = (
+            rng.normal(size=6),
+            rng.normal(size=6),
+            rng.normal(size=(2, 6)),
+        )
+        keep = np.asarray([True, False, False, True, True, True])
+        weights = np.asarray([True, True, False, True, True, True])
+        with support.computing_nothing():
+            p_d, n_d = selected(p, keep, (3,)), selected(n, keep, (3,))
+            assert np.isnan(p_d.shape[0])
+            paired = al.bpr_loss(p_d, n_d, selected(weights, keep, (3,)))
+            hinged = al.adaptive_hinge_loss(p_d, selected(negatives, keep, (1, 3)))
+            # 4 elements each, chunked 1 + 3 and 3 + 1
+            apart = selected(n, np.asarray([True] * 4 + [False] * 2), (3,))
+            unpaired = al.bpr_loss(p_d, apart)
+            mask_apart = al.bpr_loss(p_d, n_d, selected(weights, ~keep | True, (3,)))
+            negatives_apart = al.adaptive_hinge_loss(
+                p_d, selected(negatives, np.roll(keep, 1), (1, 3))
+            )
+            with pytest.raises(
+                ValueError,
+                match=r"^positive_predictions and negative_predictions have sizes "
+                r"Dask does not know yet, and axis 0 is in 2 and 3 chunks",
+            ):
+                al.bpr_loss(p_d, selected(n, keep, (2,)))
+        expected = support.ref_reduce(
+            support.ref_bpr(p[keep], n[keep]), weights[keep], "mean"
+        )
+        support.assert_close(paired, expected, xp=xp, like=p_d)
+        expected = support.ref_reduce(
+            support.ref_adaptive_hinge(p[keep], negatives[:, keep]), None, "mean"
+        )
+        support.assert_close(hinged, expected, xp=xp, like=p_d)
+        for loss, second in (
+            (unpaired, "negative_predictions"),
+            (mask_apart, "mask"),
+            (negatives_apart, "negative_predictions"),
+        ):
+            with pytest.raises(
+                ValueError,
+                match=f"^positive_predictions and {second}, of sizes Dask did not "
+                r"know, have chunks of \d and \d elements along axis 0 where the loss "
+                "pairs them",
+            ):
+                loss.compute()

@@ -199,6 +199,10 @@ def prepare(
         backend.check_chunks(second, names[1])
         if mask is not None:
             backend.check_chunks(mask, "mask")
+        if backend.check_unknown_sizes is not None:
+            second, mask = backend.check_unknown_sizes(
+                first, names[0], second, names[1], mask, second_has_negatives_axis
+            )
 
     first_dtype, second_dtype = first.dtype, second.dtype
     # the method's fast path, in line

@@ -122,6 +122,12 @@ class Backend:
         can't take (Dask's of NumPy masked arrays, whose masks some operations
         would honour and others not), where the type of an array does not tell its
         chunks' apart; None for libraries without chunks.
+    check_unknown_sizes : callable or None
+        ``check_unknown_sizes(first, first_name, second, second_name, mask,
+        second_has_negatives_axis)`` gives back ``second`` and ``mask`` made to check,
+        as they compute, that their lengths match ``first``'s where the library does
+        not know them yet (Dask's after a boolean selection); None for libraries
+        that always know them.
     has_scalars : bool
         Whether the library gives a 0-d result as a scalar, not an array (NumPy,
         whose reductions and elementwise functions on 0-d arrays do).
@@ -161,6 +167,7 @@ class Backend:
     tracks_devices: bool
     has_scalars: bool
     check_chunks: Callable[[Array, str], None] | None = None
+    check_unknown_sizes: Primitive | None = None
     largest_int_operand: int | None = None
     floating: dict[Dtype, Dtype] = field(default_factory=dict, repr=False)
     _kinds: dict[Dtype, str] = field(default_factory=dict, repr=False)
@@ -297,6 +304,7 @@ def _resolve(array: object, name: str) -> Backend:
     fused: dict[str, Primitive] = {}
     tracks_devices = True
     check_chunks: Primitive | None = None
+    check_unknown_sizes: Primitive | None = None
     has_scalars = False
     largest_int_operand = None
     primitives: dict[str, Primitive]
@@ -393,6 +401,10 @@ def _resolve(array: object, name: str) -> Backend:
         tracks_devices = False
         # dask imports numpy
         check_chunks = partial(_refuse_masked_chunks, numpy=sys.modules["numpy"])
+        # the array is a Dask array, so dask is imported; _dask imports it
+        from . import _dask  # noqa: PLC0415
+
+        check_unknown_sizes = _dask.check_unknown_sizes
         primitives = _standard_primitives(xp)
         # a boolean selection leaves a size unknown, perhaps 0, until computed
         primitives["mean"] = _bind(_functional.mean_of_any_size, xp=xp)
@@ -492,6 +504,7 @@ def _resolve(array: object, name: str) -> Backend:
         tracks_devices=tracks_devices,
         has_scalars=has_scalars,
         check_chunks=check_chunks,
+        check_unknown_sizes=check_unknown_sizes,
         largest_int_operand=largest_int_operand,
     )
 

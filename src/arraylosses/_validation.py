@@ -241,8 +241,8 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
     """The array API broadcast of two shapes, None if they do not broadcast.
 
     A dimension that is unknown (None, or NaN in Dask) fits another unknown one,
-    taken to be equal (the library reports a mismatch when it learns the sizes),
-    or 1; against any other size it raises :class:`_UnknownAgainstKnownError`, as
+    taken to be equal (Dask's two are then checked chunk by chunk as they compute:
+    :mod:`._dask`), or 1; against any other size it raises :class:`_UnknownAgainstKnownError`, as
     Dask can't broadcast it.
     """
     ndim = max(len(first), len(second))
