@@ -215,6 +215,17 @@ class TestDemo:
                     else:
                         assert cell == reference[column]
 
+    def test_l2_of_zero_is_accepted(self, no_ratings: Path) -> None:
+        # 0 is the documented way to train without the penalty (--help: "at least
+        # 0"). expected: a run, and its row of the BPR model
+        arguments = ["demo", "--data", str(no_ratings), "--epochs", "1", "--dim", "4"]
+        status, out, _ = run_demo([*arguments, "--losses", "bpr", "--l2", "0"])
+        assert status == 0
+        rows = parse_tables(out)[IMPLICIT_TITLE]
+        assert [row["loss"] for row in rows if row["model"] == "factorization"] == [
+            "bpr"
+        ]
+
     def test_named_losses_only(
         self, no_ratings: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -1892,33 +1892,39 @@ def test_jax_counts_beyond_int32_trace(mask):
     # 2**31 float32 elements (8 GiB an array: real on a GPU or a mesh). JAX without
     # x64 parses a Python int operand as an int32, so a mean's divisor or a broadcast
     # mask's repeats of 2**31 raised OverflowError while tracing. Traced abstractly
-    # here, as jax.jit would; expected: the loss's own float32 scalar and gradients
+    # here, as jax.jit would, without x64 (JAX's default, which the xp fixture turns
+    # on for the rest of the run); expected: the loss's own float32 scalar and
+    # gradients
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
     shape = (65536, 32768)
     p = n = jax.ShapeDtypeStruct(shape, jnp.float32)
-    if mask is None:
-        value, gradients = jax.eval_shape(arraylosses.value_and_grad(bpr_loss), p, n)
-        assert [g.shape for g in gradients] == [shape, shape]
-    else:
-        weights = jax.ShapeDtypeStruct(mask[0], jnp.dtype(mask[1]))
-        value = jax.eval_shape(hinge_loss, p, n, weights)
+    with jax.enable_x64(False):
+        if mask is None:
+            loss_and_grad = arraylosses.value_and_grad(bpr_loss)
+            value, gradients = jax.eval_shape(loss_and_grad, p, n)
+            assert [g.shape for g in gradients] == [shape, shape]
+        else:
+            weights = jax.ShapeDtypeStruct(mask[0], jnp.dtype(mask[1]))
+            value = jax.eval_shape(hinge_loss, p, n, weights)
     assert value.shape == ()
     assert value.dtype == jnp.float32
 
 
 def test_a_count_beyond_int32_is_scaled_exactly():
     # the count of a mask that broadcasts, scaled by its 2**31 repeats: in JAX's
-    # float32 (a float operand), and in PyTorch's int64 (the exact int, no float)
+    # float32 (a float operand; without x64, JAX's default, where an int operand
+    # is an int32), and in PyTorch's int64 (the exact int, no float)
     jax = pytest.importorskip("jax")
     from arraylosses._namespace import backend_of
     from arraylosses._reduction import _count_at_broadcast_shape
 
     loss = jax.ShapeDtypeStruct((65536, 32768), jax.numpy.float32)
     weights = jax.ShapeDtypeStruct((1,), jax.numpy.bool_)
-    count = jax.numpy.asarray(3.0, dtype=jax.numpy.float32)
-    backend = backend_of(count, "count")
-    scaled = _count_at_broadcast_shape(count, weights, loss, backend=backend)
+    with jax.enable_x64(False):
+        count = jax.numpy.asarray(3.0, dtype=jax.numpy.float32)
+        backend = backend_of(count, "count")
+        scaled = _count_at_broadcast_shape(count, weights, loss, backend=backend)
     # expected: 3 · 2**31, exact in float32 (a power of two times 3)
     assert float(scaled) == 3 * 2**31
     assert scaled.dtype == jax.numpy.float32

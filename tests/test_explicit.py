@@ -187,6 +187,14 @@ class _ExplicitLossContract:
         )
 
     @pytest.mark.parametrize("reduction", REDUCTIONS)
+    def test_large(self, xp: ModuleType, reduction: str) -> None:
+        # 40,000 elements: PyTorch computes the logistic loss in place from 2**15
+        # elements without autograd, in a formula of its own
+        self.check_against_reference(
+            xp, "float32", reduction, (40_000,), (40_000,), (40_000,), seed=3
+        )
+
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
     @pytest.mark.parametrize("dtype_name", DTYPES)
     def test_two_d(self, xp: ModuleType, dtype_name: str, reduction: str) -> None:
         # (batch, sequence)
@@ -325,6 +333,36 @@ class _ExplicitLossContract:
             xp=xp,
             like=predicted,
             shape=reduced_shape((4,), reduction),
+        )
+
+    @pytest.mark.parametrize("mask_dtype_name", ["bool", "float64"])
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    def test_masked_out_nan_of_a_0d_call_contributes_zero(
+        self, xp: ModuleType, reduction: str, mask_dtype_name: str
+    ) -> None:
+        # a 0-d loss takes paths of its own (NumPy masks a scalar's bits). expected:
+        # by hand, exactly +0.0 for every reduction: the one element is masked out,
+        # and the mean over an all-zero mask is 0 (Spotlight: NaN)
+        rng = np.random.default_rng(8)
+        observed = support.asarray(xp, self.observed(rng, ()), xp.float32)
+        predicted = support.asarray(xp, np.asarray(np.nan), xp.float32)
+        mask = support.asarray(xp, np.asarray(0), support.dtype_of(xp, mask_dtype_name))
+        result = self.loss(observed, predicted, mask, reduction=reduction)
+        support.assert_close(
+            result, np.float64(0.0), xp=xp, like=predicted, rtol=0, atol=0
+        )
+        assert not np.signbit(support.to_numpy(result))
+
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    def test_empty(self, xp: ModuleType, reduction: str) -> None:
+        # by hand: no elements, so "none" is empty and the sum and the mean over no
+        # elements are 0 (PyTorch's own fused losses give NaN for the mean)
+        observed = support.asarray(xp, np.zeros(0), xp.float32)
+        predicted = support.asarray(xp, np.ones(0), xp.float32)
+        shape = reduced_shape((0,), reduction)
+        result = self.loss(observed, predicted, reduction=reduction)
+        support.assert_close(
+            result, np.zeros(shape), xp=xp, like=predicted, shape=shape, rtol=0, atol=0
         )
 
     # -- inputs are left alone ------------------------------------------------------

@@ -257,6 +257,22 @@ class _ImplicitLossContract:
         result = self.loss(p, n, mask, reduction=reduction)
         support.assert_close(result, expected, xp=xp, like=p, shape=shape)
 
+    @pytest.mark.parametrize("mask_dtype_name", ["bool", "float64"])
+    @pytest.mark.parametrize("reduction", REDUCTIONS)
+    def test_masked_nan_of_a_0d_call_contributes_zero(
+        self, xp: ModuleType, reduction: str, mask_dtype_name: str
+    ) -> None:
+        # a 0-d loss takes paths of its own (NumPy masks a scalar's bits). expected:
+        # by hand, exactly +0.0 for every reduction: the one element is masked out,
+        # and the mean over an all-zero mask is 0 (Spotlight: NaN)
+        _, n_np, _, _ = self.inputs(xp, "float32", (), ())
+        p = support.asarray(xp, np.asarray(np.nan), xp.float32)
+        n = support.asarray(xp, n_np, xp.float32)
+        mask = support.asarray(xp, np.asarray(0), support.dtype_of(xp, mask_dtype_name))
+        result = self.loss(p, n, mask, reduction=reduction)
+        support.assert_close(result, np.float64(0.0), xp=xp, like=p, rtol=0, atol=0)
+        assert not np.signbit(support.to_numpy(result))
+
     # --- dtypes and inputs ----------------------------------------------------------
 
     @pytest.mark.parametrize(
@@ -771,6 +787,29 @@ class TestAdaptiveHingeLoss(_HingeTests):
         expected = np.zeros(shape)
         result = adaptive_hinge_loss(p, n, reduction=reduction)
         support.assert_close(result, expected, xp=xp, like=p, shape=shape)
+
+    def test_one_dimensional_positives_against_a_stack(self, xp: ModuleType) -> None:
+        # (n,) positives against (K, n) negatives take prepare()'s shortest path,
+        # which must still compare n with the negatives' length. expected: a
+        # ValueError naming both shapes for 4 against 6; and by hand, for one
+        # positive of 0.5 broadcast against the negatives' maxima 1.0 to 1.4, the
+        # hinges 1.5 to 1.9, whose mean under a (5,) mask keeping 1.5, 1.7 and 1.8
+        # is 5 / 3, and under a (1,) mask that broadcasts, 1.7
+        with pytest.raises(
+            ValueError,
+            match=r"^positive_predictions with shape \(4,\) and negative_predictions "
+            r"\(after its negatives axis\) with shape \(6,\) do not broadcast",
+        ):
+            adaptive_hinge_loss(
+                support.asarray(xp, np.zeros(4), xp.float32),
+                support.asarray(xp, np.zeros((3, 6)), xp.float32),
+            )
+        p = support.asarray(xp, np.asarray([0.5]), xp.float32)
+        n = support.asarray(xp, np.arange(15).reshape(3, 5) / 10, xp.float32)
+        mask = support.asarray(xp, np.asarray([1, 0, 1, 1, 0]), xp.bool)
+        support.assert_close(adaptive_hinge_loss(p, n, mask), 5 / 3, xp=xp, like=p)
+        everything = support.asarray(xp, np.asarray([1]), xp.bool)
+        support.assert_close(adaptive_hinge_loss(p, n, everything), 1.7, xp=xp, like=p)
 
     def test_refuses_empty_negatives_axis(self, xp: ModuleType) -> None:
         p = support.asarray(xp, scores(7, (B,)), xp.float32)

@@ -569,6 +569,23 @@ class TestTorchCompile:
             result, support.to_numpy(expected), xp=xp, like=args[1], shape=()
         )
 
+    def test_all_false_bool_mask_compiled_gives_zero(self, xp):
+        # the compiled masked mean counts the mask in the graph, at least 1, as the
+        # eager one does. expected: by hand, nothing is kept, so the mean and the sum
+        # are exactly 0 (0 / 0 = NaN without the floor of the count)
+        _skip_unless(xp, "torch", "torch.compile")
+        import torch
+
+        p = support.asarray(xp, [0.5, -1.0, 2.0], xp.float32)
+        n = support.asarray(xp, [1.0, 0.0, -2.0], xp.float32)
+        nothing = support.asarray(xp, [False, False, False], xp.bool)
+        al.bpr_loss(p, n, nothing)  # eager first, as in test_fullgraph_compile
+        torch._dynamo.reset()
+        compiled = torch.compile(al.bpr_loss, fullgraph=True, backend="eager")
+        for reduction in ("mean", "sum"):
+            result = compiled(p, n, nothing, reduction=reduction)
+            support.assert_close(result, 0.0, xp=xp, like=p, rtol=0, atol=0)
+
     def test_fullgraph_compile_of_two_dtypes(self, xp):
         # float16 with float32 promotes outside the standard's table of dtypes, where
         # the compat layer's result_type made tensors and broke the graph
