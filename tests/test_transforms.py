@@ -1026,12 +1026,19 @@ class TestDaskLaziness:
             assert np.isnan(p_d.shape[0])
             paired = al.bpr_loss(p_d, n_d, selected(weights, keep, (3,)))
             hinged = al.adaptive_hinge_loss(p_d, selected(negatives, keep, (1, 3)))
+            # (?,) against (2, ?), either way round: the wider array is checked
+            rows = selected(negatives, keep, (1, 3))
+            widened = (al.bpr_loss(p_d, rows), al.bpr_loss(rows, p_d))
             # 4 elements each, chunked 1 + 3 and 3 + 1
             apart = selected(n, np.asarray([True] * 4 + [False] * 2), (3,))
             unpaired = al.bpr_loss(p_d, apart)
             mask_apart = al.bpr_loss(p_d, n_d, selected(weights, ~keep | True, (3,)))
             negatives_apart = al.adaptive_hinge_loss(
                 p_d, selected(negatives, np.roll(keep, 1), (1, 3))
+            )
+            # a (2, ?) mask against the (2, ?) negatives, chunked 1 + 3 and 2 + 2
+            wide_mask_apart = al.bpr_loss(
+                p_d, rows, selected(np.ones((2, 6), bool), np.roll(keep, -2), (1, 3))
             )
             with pytest.raises(
                 ValueError,
@@ -1047,15 +1054,21 @@ class TestDaskLaziness:
             support.ref_adaptive_hinge(p[keep], negatives[:, keep]), None, "mean"
         )
         support.assert_close(hinged, expected, xp=xp, like=p_d)
-        for loss, second in (
-            (unpaired, "negative_predictions"),
-            (mask_apart, "mask"),
-            (negatives_apart, "negative_predictions"),
+        for loss, ordered in zip(
+            widened, ((p, negatives), (negatives, p)), strict=True
+        ):
+            first, second = (values[..., keep] for values in ordered)
+            expected = support.ref_reduce(support.ref_bpr(first, second), None, "mean")
+            support.assert_close(loss, expected, xp=xp, like=p_d)
+        for loss, names in (
+            (unpaired, "positive_predictions and negative_predictions"),
+            (mask_apart, "positive_predictions and mask"),
+            (negatives_apart, "positive_predictions and negative_predictions"),
+            (wide_mask_apart, "negative_predictions and mask"),
         ):
             with pytest.raises(
                 ValueError,
-                match=f"^positive_predictions and {second}, of sizes Dask did not "
-                r"know, have chunks of \d and \d elements along axis 0 where the loss "
-                "pairs them",
+                match=f"^{names}, of sizes Dask did not know, have chunks of "
+                r"\d and \d elements along axis \d where the loss pairs them",
             ):
                 loss.compute()

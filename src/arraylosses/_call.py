@@ -200,7 +200,7 @@ def prepare(
         if mask is not None:
             backend.check_chunks(mask, "mask")
         if backend.check_unknown_sizes is not None:
-            second, mask = backend.check_unknown_sizes(
+            first, second, mask = backend.check_unknown_sizes(
                 first, names[0], second, names[1], mask, second_has_negatives_axis
             )
 

@@ -34,24 +34,35 @@ def check_unknown_sizes(
     second_name: str,
     mask: Array | None,
     second_has_negatives_axis: bool,
-) -> tuple[Array, Array | None]:
-    """``second`` and ``mask``, each made to check, chunk by chunk as it computes,
-    that its length equals ``first``'s along every axis where neither size is known.
+) -> tuple[Array, Array, Array | None]:
+    """``first``, ``second`` and ``mask``, made to check, chunk by chunk as they
+    compute, their lengths along every axis where neither size is known:
+    ``second`` against ``first`` (or ``first`` against ``second``, where it has
+    more axes), and the mask against whichever of the two has more axes
+    (``first`` where they have as many).
 
     Arrays without such an axis come back as they are.
 
     Raises
     ------
     ValueError
-        Where two arrays with such an axis differ in rank, or in the number of
-        chunks along it, which Dask can't pair chunk by chunk (at the call); or
-        where two paired chunks differ in length (when the result is computed).
+        Where the positives have more axes than the negatives' elements (the one
+        broadcast that the check does not serve), or two arrays have a different
+        number of chunks along such an axis, which Dask can't pair chunk by chunk
+        (at the call); or where two paired chunks differ in length (when the
+        result is computed).
     """
     leading = 1 if second_has_negatives_axis else 0
-    checked = _checked(first, first_name, second, second_name, leading)
+    if not leading and len(first.shape) > len(second.shape):
+        first = _checked(second, second_name, first, first_name, 0)
+        widest, widest_name = first, first_name
+    else:
+        second = _checked(first, first_name, second, second_name, leading)
+        wider = not leading and len(second.shape) > len(first.shape)
+        widest, widest_name = (second, second_name) if wider else (first, first_name)
     if mask is not None:
-        mask = _checked(first, first_name, mask, "mask", 0)
-    return checked, mask
+        mask = _checked(widest, widest_name, mask, "mask", 0)
+    return first, second, mask
 
 
 def _checked(
@@ -74,8 +85,8 @@ def _checked(
         if not (math.isnan(size) or math.isnan(other))
     ):
         return array
-    if len(shape) != len(reference.shape):
-        _refuse(reference_name, name, "they differ in rank")
+    if len(reference.shape) > len(shape):
+        _refuse(reference_name, name, f"{reference_name} has more axes")
     for axis in axes:
         counts = (reference.numblocks[axis], array.numblocks[axis])
         if counts[0] != counts[1]:
@@ -88,7 +99,7 @@ def _checked(
         array,
         indices,
         reference,
-        indices[leading:],
+        indices[array.ndim - len(reference.shape) :],
         dtype=array.dtype,
         # Dask's own record of its chunks' type
         meta=array._meta,

@@ -124,10 +124,10 @@ class Backend:
         chunks' apart; None for libraries without chunks.
     check_unknown_sizes : callable or None
         ``check_unknown_sizes(first, first_name, second, second_name, mask,
-        second_has_negatives_axis)`` gives back ``second`` and ``mask`` made to check,
-        as they compute, that their lengths match ``first``'s where the library does
-        not know them yet (Dask's after a boolean selection); None for libraries
-        that always know them.
+        second_has_negatives_axis)`` gives back the three arrays, made to check as
+        they compute that their lengths match where the library does not know them
+        yet (Dask's after a boolean selection); None for libraries that always know
+        them.
     has_scalars : bool
         Whether the library gives a 0-d result as a scalar, not an array (NumPy,
         whose reductions and elementwise functions on 0-d arrays do).

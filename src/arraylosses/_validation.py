@@ -242,8 +242,8 @@ def _broadcast(first: Shape, second: Shape) -> Shape | None:
 
     A dimension that is unknown (None, or NaN in Dask) fits another unknown one,
     taken to be equal (Dask's two are then checked chunk by chunk as they compute:
-    :mod:`._dask`), or 1; against any other size it raises :class:`_UnknownAgainstKnownError`, as
-    Dask can't broadcast it.
+    :mod:`._dask`), or 1; against any other size it raises
+    :class:`_UnknownAgainstKnownError`, as Dask can't broadcast it.
     """
     ndim = max(len(first), len(second))
     first = (1,) * (ndim - len(first)) + tuple(first)
