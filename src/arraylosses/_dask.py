@@ -93,7 +93,7 @@ def _checked(
             where = f"axis {len(shape) + axis} is in {counts[0]} and {counts[1]} chunks"
             _refuse(reference_name, name, where)
     indices = _INDICES[: array.ndim]
-    return da.blockwise(  # type: ignore[no-untyped-call]
+    return da.blockwise(
         _same_lengths,
         indices,
         array,
