@@ -104,6 +104,7 @@ def _checked(
         # Dask's own record of its chunks' type
         meta=array._meta,
         axes=axes,
+        rank=len(shape),
         names=(reference_name, name),
     )
 
@@ -118,17 +119,23 @@ def _refuse(first_name: str, second_name: str, why: str) -> NoReturn:
 
 
 def _same_lengths(
-    chunk: Array, reference: Array, *, axes: list[int], names: tuple[str, str]
+    chunk: Array,
+    reference: Array,
+    *,
+    axes: list[int],
+    rank: int,
+    names: tuple[str, str],
 ) -> Array:
     """``chunk`` itself, once its length along each of ``axes`` is found equal to
-    ``reference``'s chunk's, which it is computed beside."""
+    ``reference``'s chunk's, which it is computed beside; an axis is named as the
+    refusal at the call names it, among the ``rank`` axes that the two pair."""
     for axis in axes:
         lengths = (reference.shape[axis], chunk.shape[axis])
         if lengths[0] != lengths[1]:
             msg = (
                 f"{names[0]} and {names[1]}, of sizes Dask did not know, have chunks "
                 f"of {lengths[0]} and {lengths[1]} elements along axis "
-                f"{reference.ndim + axis} where the loss pairs them: their shapes "
+                f"{rank + axis} where the loss pairs them: their shapes "
                 "differ, or Dask chunked them apart; compute their sizes first (in "
                 "Dask, with each array's compute_chunk_sizes())"
             )
