@@ -1032,7 +1032,9 @@ class TestDaskLaziness:
             # 4 elements each, chunked 1 + 3 and 3 + 1
             apart = selected(n, np.asarray([True] * 4 + [False] * 2), (3,))
             unpaired = al.bpr_loss(p_d, apart)
-            mask_apart = al.bpr_loss(p_d, n_d, selected(weights, ~keep | True, (3,)))
+            mask_apart = al.bpr_loss(
+                p_d, n_d, selected(weights, np.ones(6, dtype=bool), (3,))
+            )
             negatives_apart = al.adaptive_hinge_loss(
                 p_d, selected(negatives, np.roll(keep, 1), (1, 3))
             )
