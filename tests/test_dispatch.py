@@ -52,6 +52,9 @@ EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
 # the fewest elements with which PyTorch's logistic loss runs in place, where autograd
 # is not watching (checked against the package's own threshold below)
 IN_PLACE = 2**15
+# from this many elements of the negatives, PyTorch's adaptive hinge under autograd
+# takes the maximum with a backward of its own (_torch._MaximumSplittingTies)
+OWN_MAXIMUM_BACKWARD = 2**16
 for _loss in IMPLICIT + EXPLICIT:
     lazy_xp_function(_loss)
 
@@ -652,6 +655,114 @@ def test_torch_logistic_takes_observations_that_carry_gradients():
     actual.backward()
     expected.backward()
     assert torch.equal(observed.grad, expected_observed.grad)
+
+
+def _ties_and_nans(torch, dtype, shape):
+    """Negatives of ``shape`` whose columns' maxima tie among 1 to 3 rows, with a
+    NaN, signed zeros and an infinity among them, and a gradient of the maxima's
+    shape with 0, -0, inf and NaN among its values."""
+    generator = torch.Generator().manual_seed(11)
+    columns = math.prod(shape[1:])
+    # integers in [-2, 2]: at 5 rows, most columns' maxima tie
+    negatives = torch.randint(-2, 3, shape, generator=generator).to(dtype)
+    flat = negatives.view(shape[0], columns)
+    flat[:, 0] = -0.0
+    flat[1, 1] = math.nan
+    flat[2, 2] = math.inf
+    gradient = torch.randn(shape[1:], generator=generator, dtype=dtype)
+    gradient.view(columns)[3:7] = torch.tensor([0.0, -0.0, math.inf, math.nan])
+    return negatives, gradient
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("create_graph", [False, True], ids=["backward", "double"])
+def test_torch_maximum_over_negatives_has_the_gradient_bits_of_amax(
+    dtype_name, create_graph
+):
+    # from OWN_MAXIMUM_BACKWARD elements of up to 256 negatives, under plain
+    # autograd, the maximum takes a backward of its own, which ATen's amax would
+    # convert a bool mask twice in. expected: the bits of the gradient of
+    # torch.amax(x, 0) itself (the peer's function), at ties, a NaN column,
+    # signed zeros and non-finite incoming gradients; and a second backward
+    # (create_graph=True) through it, as through amax
+    torch = pytest.importorskip("torch")
+    from arraylosses import _torch
+
+    dtype = getattr(torch, dtype_name)
+    for shape, own in (
+        ((5, OWN_MAXIMUM_BACKWARD // 5 + 1), True),
+        ((4, 4, OWN_MAXIMUM_BACKWARD // 16), True),
+        ((256, OWN_MAXIMUM_BACKWARD // 256), True),
+        ((5, OWN_MAXIMUM_BACKWARD // 5 - 1), False),
+        ((257, OWN_MAXIMUM_BACKWARD // 256), False),
+    ):
+        negatives, gradient = _ties_and_nans(torch, dtype, shape)
+        gradient.requires_grad_(create_graph)
+        ours_input = negatives.clone().requires_grad_()
+        amax_input = negatives.clone().requires_grad_()
+        highest = _torch.max_over_first_axis(ours_input)
+        assert ("MaximumSplittingTies" in highest.grad_fn.name()) is own, shape
+        expected_highest = torch.amax(amax_input, 0)
+        assert torch.equal(highest.view(-1)[3:], expected_highest.view(-1)[3:])
+        (actual,) = torch.autograd.grad(
+            highest, ours_input, gradient, create_graph=create_graph
+        )
+        (expected,) = torch.autograd.grad(
+            expected_highest, amax_input, gradient, create_graph=create_graph
+        )
+        assert actual.dtype == expected.dtype
+        assert actual.shape == expected.shape
+        bits = (
+            torch.int16
+            if dtype.itemsize == 2
+            else getattr(torch, f"int{dtype.itemsize * 8}")
+        )
+        # NaN's own bits may differ between two kernels that make one
+        assert torch.equal(
+            torch.where(actual.isnan(), 0, actual.view(bits)),
+            torch.where(expected.isnan(), 0, expected.view(bits)),
+        ), shape
+        assert torch.equal(actual.isnan(), expected.isnan()), shape
+        assert int(expected.isnan().sum()) > 0
+        if create_graph:
+            weight = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+            (second,) = torch.autograd.grad(
+                (actual.nan_to_num() * weight.to(dtype)).sum(), gradient
+            )
+            (expected_second,) = torch.autograd.grad(
+                (expected.nan_to_num() * weight.to(dtype)).sum(), gradient
+            )
+            assert torch.equal(second.nan_to_num(), expected_second.nan_to_num()), shape
+
+
+def test_torch_adaptive_hinge_under_autograd_splits_ties_as_amax_does():
+    # the whole loss, weighted, at a size that takes the maximum's own backward, on
+    # integer scores whose maxima often tie. expected: Spotlight's expression with
+    # torch.amax for the maximum, whose autograd splits a tie's gradient evenly;
+    # Spotlight's own torch.max(x, 0), which gives it all to one negative, differs
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(5)
+    columns = OWN_MAXIMUM_BACKWARD // 4
+    negatives = torch.randint(-3, 4, (5, columns), generator=generator).float()
+    positive = torch.randint(-3, 4, (columns,), generator=generator).float()
+    weights = torch.rand(columns, generator=generator)
+
+    def gradients(maximum):
+        inputs = [positive.clone().requires_grad_(), negatives.clone().requires_grad_()]
+        if maximum is None:
+            value = adaptive_hinge_loss(*inputs, weights, margin=0.5)
+        else:
+            hinge = torch.clamp(maximum(inputs[1]) - inputs[0] + 0.5, min=0)
+            value = (hinge * weights).sum() / weights.sum()
+        return value, torch.autograd.grad(value, inputs)
+
+    value, actual = gradients(None)
+    expected_value, expected = gradients(lambda x: torch.amax(x, 0))
+    torch.testing.assert_close(value, expected_value, rtol=1e-6, atol=0)
+    for actual_part, expected_part in zip(actual, expected, strict=True):
+        torch.testing.assert_close(actual_part, expected_part, rtol=1e-6, atol=1e-12)
+    _, spotlights = gradients(lambda x: torch.max(x, 0)[0])
+    assert not torch.allclose(actual[1], spotlights[1])
 
 
 @pytest.mark.parametrize("size", [6, IN_PLACE])
