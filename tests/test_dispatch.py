@@ -54,7 +54,7 @@ EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
 IN_PLACE = 2**15
 # from this many elements of the negatives, PyTorch's adaptive hinge under autograd
 # takes the maximum with a backward of its own (_torch._MaximumSplittingTies)
-OWN_MAXIMUM_BACKWARD = 2**16
+OWN_MAXIMUM_BACKWARD = 2**14
 for _loss in IMPLICIT + EXPLICIT:
     lazy_xp_function(_loss)
 
@@ -735,6 +735,42 @@ def test_torch_maximum_over_negatives_has_the_gradient_bits_of_amax(
             assert torch.equal(second.nan_to_num(), expected_second.nan_to_num()), shape
 
 
+@pytest.mark.parametrize(
+    "mapping", ["is_grads_batched", "torch.func.vmap", "jacobian(vectorize=True)"]
+)
+def test_torch_maximum_over_negatives_maps_batches_of_gradients(mapping):
+    # a backward pass mapped over a batch of incoming gradients, by PyTorch's older
+    # vmap (the first and last) or torch.func's, has no batching rule for out=,
+    # which the maximum's own backward writes with. expected: the bits of the
+    # same mapping over torch.amax(x, 0)'s backward
+    torch = pytest.importorskip("torch")
+    from arraylosses import _torch
+
+    negatives, _ = _ties_and_nans(torch, torch.float32, (5, OWN_MAXIMUM_BACKWARD // 4))
+    negatives.requires_grad_()
+    gradients = torch.randn(3, OWN_MAXIMUM_BACKWARD // 4)
+
+    def mapped(maximum):
+        if mapping == "jacobian(vectorize=True)":
+            return torch.autograd.functional.jacobian(
+                lambda x: maximum(x)[:6], negatives.detach(), vectorize=True
+            )
+        highest = maximum(negatives)
+        if mapping == "is_grads_batched":
+            return torch.autograd.grad(
+                highest, negatives, gradients, is_grads_batched=True
+            )[0]
+        return torch.func.vmap(
+            lambda g: torch.autograd.grad(highest, negatives, g, retain_graph=True)[0]
+        )(gradients)
+
+    actual = mapped(_torch.max_over_first_axis)
+    expected = mapped(lambda x: torch.amax(x, 0))
+    assert actual.shape == expected.shape
+    assert torch.equal(actual.nan_to_num(), expected.nan_to_num())
+    assert torch.equal(actual.isnan(), expected.isnan())
+
+
 def test_torch_adaptive_hinge_under_autograd_splits_ties_as_amax_does():
     # the whole loss, weighted, at a size that takes the maximum's own backward, on
     # integer scores whose maxima often tie. expected: Spotlight's expression with
@@ -1221,6 +1257,7 @@ def test_torch_private_hooks_are_pytorchs_own():
     assert _torch._JIT_TRACING is torch._C._is_tracing
     assert _torch._IN_TRANSFORM is torch._C._are_functorch_transforms_active
     assert _torch._OUTSIDE_TRANSFORMS is torch._C._DisableFuncTorch
+    assert _torch._LEGACY_BATCHED is torch._C._functorch.is_legacy_batchedtensor
     assert _torch.MSE_LOSS is torch._C._nn.mse_loss
     assert isinstance(forward_ad._current_level, int)
 
