@@ -771,6 +771,86 @@ def test_torch_maximum_over_negatives_maps_batches_of_gradients(mapping):
     assert torch.equal(actual.isnan(), expected.isnan())
 
 
+def _permuted_negatives_bias_gradient(torch, maximum):
+    # negatives permuted from a (64, 64, 5) model output with a bias: the bias's
+    # gradient sums the negatives' gradient, in the order of that gradient's layout
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randn(64, 64, 5, generator=generator)
+    bias = torch.randn(64, 1, 1, generator=generator).requires_grad_()
+    seed = torch.rand(64, 64, generator=generator)
+    highest = maximum((scores + bias).permute(2, 1, 0))
+    return torch.autograd.grad(highest, bias, seed)[0]
+
+
+def _dual_seed_gradient(torch, maximum):
+    from torch.autograd import forward_ad
+
+    negatives = torch.randn(4, OWN_MAXIMUM_BACKWARD // 4, requires_grad=True)
+    highest = maximum(negatives)
+    with forward_ad.dual_level():
+        seed = forward_ad.make_dual(
+            torch.ones(highest.shape), torch.ones(highest.shape)
+        )
+        (gradient,) = torch.autograd.grad(highest, negatives, seed)
+        return torch.stack(forward_ad.unpack_dual(gradient))
+
+
+def _compiled_autograd_gradient(torch, maximum):
+    from torch._dynamo import compiled_autograd
+
+    torch._dynamo.reset()
+    negatives = torch.randn(4, OWN_MAXIMUM_BACKWARD // 4, requires_grad=True)
+    compiler = torch.compile(backend="eager", fullgraph=True)
+    with compiled_autograd._enable(compiler):
+        maximum(negatives).sum().backward()
+    return negatives.grad
+
+
+def _saved_in_half_precision_gradient(torch, maximum):
+    negatives = torch.randn(4, OWN_MAXIMUM_BACKWARD // 4, requires_grad=True)
+    pack = lambda tensor: tensor.to(torch.float16)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        highest = maximum(negatives)
+    return torch.autograd.grad(highest, negatives, torch.randn(highest.shape))[0]
+
+
+@pytest.mark.parametrize(
+    "gradient",
+    [
+        _permuted_negatives_bias_gradient,
+        _dual_seed_gradient,
+        _compiled_autograd_gradient,
+        _saved_in_half_precision_gradient,
+    ],
+    ids=[
+        "permuted-negatives",
+        "forward-over-reverse",
+        "compiled-autograd-fullgraph",
+        "saved-tensors-hooks-float16",
+    ],
+)
+@_FORWARD_MODE_SCRIPTS
+# compiled autograd's tracing reads a non-leaf's .grad, amax's as ours, and warns
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
+def test_torch_maximum_over_negatives_in_autograds_other_modes(gradient):
+    # found by a review: ATen's gradient of amax has the layout its kernels choose
+    # (a permuted input's differs from the input's own, and a sum over it rounds
+    # accordingly); a seed with a forward-mode tangent refuses out=; compiled
+    # autograd under fullgraph traces the backward and refuses a C test Dynamo
+    # cannot trace; a hook may unpack the saved input in another dtype than the
+    # gradient's. expected: the bits of the same with torch.amax(x, 0)
+    torch = pytest.importorskip("torch")
+    from arraylosses import _torch
+
+    torch.manual_seed(3)
+    actual = gradient(torch, _torch.max_over_first_axis)
+    torch.manual_seed(3)
+    expected = gradient(torch, lambda x: torch.amax(x, 0))
+    assert actual.dtype == expected.dtype
+    assert actual.stride() == expected.stride()
+    assert torch.equal(actual, expected)
+
+
 def test_torch_adaptive_hinge_under_autograd_splits_ties_as_amax_does():
     # the whole loss, weighted, at a size that takes the maximum's own backward, on
     # integer scores whose maxima often tie. expected: Spotlight's expression with

@@ -345,6 +345,9 @@ def max_over_first_axis(x: Array) -> Array:
         and x.numel() >= _OWN_MAXIMUM_BACKWARD_FROM
         and x.shape[0] <= _MOST_TIES_COUNTED
         and _plain_eager(x)
+        # ATen's gradient takes the layout its kernels choose, which for a permuted
+        # x this one's buffer would not have, and a sum over it would round apart
+        and x.is_contiguous()
     ):
         return _MaximumSplittingTies.apply(x)
     return torch.amax(x, 0)
@@ -365,8 +368,8 @@ class _MaximumSplittingTies(torch.autograd.Function):  # type: ignore[misc]
     ATen's backward of ``amax`` splits the gradient evenly among the elements that
     tie for the maximum, ``(g / count) · (x == highest)``, and converts the boolean
     mask twice on the way: to int64 for the count (8 bytes an element) and to
-    ``x``'s dtype for the product. Here the comparison writes its 0s and 1s in
-    ``x``'s dtype into the buffer that becomes the result, and the same operations
+    the gradient's dtype for the product. Here the comparison writes its 0s and 1s
+    in that dtype into the buffer that becomes the result, and the same operations
     follow in the same order, so the bits are ATen's: NaN where a column's maximum
     is NaN, signed zeros and non-finite gradients alike.
     """
@@ -382,12 +385,20 @@ class _MaximumSplittingTies(torch.autograd.Function):  # type: ignore[misc]
     @staticmethod
     def backward(ctx: Any, gradient: Array) -> Array:
         x, highest = ctx.saved_tensors
-        at_highest = torch.eq(x, highest, out=torch.empty_like(x))
+        # in the gradient's dtype, which is x's unless a hook on saved tensors
+        # unpacked x in another: ATen's product with a bool mask keeps the gradient's
+        at_highest = torch.eq(x, highest, out=torch.empty_like(x, dtype=gradient.dtype))
         count = torch.sum(at_highest, 0)
-        if torch.is_grad_enabled() or _IN_TRANSFORM() or _LEGACY_BATCHED(gradient):
-            # a backward that records a graph (create_graph=True), whose out= would
-            # record none, or that maps a batch of gradients, which has no batching
-            # rule for out=
+        if (
+            torch.is_grad_enabled()
+            or is_dynamo_compiling()
+            or _IN_TRANSFORM()
+            or _forward_mode()
+            or _LEGACY_BATCHED(gradient)
+        ):
+            # out= records no graph (create_graph=True), has no batching rule (a
+            # batch of gradients mapped through) and no tangent (a dual gradient);
+            # compiled autograd traces the backward, and fuses it anyway
             return at_highest * (gradient / count)
         return at_highest.mul_(torch.div(gradient, count, out=count))
 
