@@ -52,6 +52,9 @@ EXPLICIT = (regression_loss, poisson_loss, logistic_loss)
 # the fewest elements with which PyTorch's logistic loss runs in place, where autograd
 # is not watching (checked against the package's own threshold below)
 IN_PLACE = 2**15
+# from this many elements, PyTorch's masked mean under autograd takes a backward of
+# its own (_torch._MaskedTotal)
+OWN_MASKED_TOTAL = 2**14
 # from this many elements of the negatives, PyTorch's adaptive hinge under autograd
 # takes the maximum with a backward of its own (_torch._MaximumSplittingTies)
 OWN_MAXIMUM_BACKWARD = 2**14
@@ -369,12 +372,11 @@ def test_torch_masks_alike_with_and_without_autograd(reduction):
     )
 
 
-def _masked_autograd_arguments(loss, torch, dtype):
-    """The two arguments of ``loss``, of shape (6, 5) (the negatives (3, 6, 5)), with
+def _masked_autograd_arguments(loss, torch, dtype, shape=(6, 5)):
+    """The two arguments of ``loss``, of ``shape`` (the negatives (3, *shape)), with
     inf (a Poisson rate of 0) and NaN in the masked-out column 1; a bool mask, and
     float weights that are 0 where it is False."""
     generator = torch.Generator().manual_seed(7)
-    shape = (6, 5)
     second_shape = (3, *shape) if loss is adaptive_hinge_loss else shape
     if loss in EXPLICIT:
         first = torch.randint(-1, 6, shape, generator=generator).to(dtype)
@@ -454,6 +456,135 @@ def test_torch_masks_under_autograd_as_a_select_does(
             continue
         finite = torch.isfinite(expected_second)
         assert torch.equal(actual_second[finite], expected_second[finite])
+
+
+def _graph_names(tensor):
+    """The names of the autograd nodes ``tensor`` was computed through."""
+    names, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node.name() not in names:
+            names.add(node.name())
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def _through_masked_fill(monkeypatch, torch, compute):
+    """``compute()``, once as it runs and once with the masked mean's own backward
+    turned off (masked_fill's, tested against a select above)."""
+    from arraylosses import _torch
+
+    torch.manual_seed(5)
+    actual = compute()
+    with monkeypatch.context() as patch:
+        patch.setattr(_torch, "_OWN_MASKED_TOTAL_FROM", 2**62)
+        torch.manual_seed(5)
+        expected = compute()
+    return actual, expected
+
+
+def _assert_same_bits(torch, actual, expected):
+    for actual_part, expected_part in zip(actual, expected, strict=True):
+        assert actual_part.dtype == expected_part.dtype
+        assert actual_part.shape == expected_part.shape
+        assert torch.equal(actual_part.isnan(), expected_part.isnan())
+        assert torch.equal(actual_part.nan_to_num(), expected_part.nan_to_num())
+
+
+@pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
+@pytest.mark.parametrize("dtype_name", ["float16", "float32", "float64"])
+def test_torch_large_masked_mean_under_autograd_has_masked_fills_bits(
+    monkeypatch, loss, dtype_name
+):
+    # from OWN_MASKED_TOTAL elements, the masked mean under autograd multiplies the
+    # bits of the loss and of its incoming gradient by the mask (half precision's
+    # loss is computed in float32). expected: the bits of the value and gradients
+    # through masked_fill, with inf and NaN masked out, and an incoming gradient of
+    # inf (a square root's at 0)
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, dtype_name)
+    shape = (OWN_MASKED_TOTAL // 8, 8)
+    first, second, mask, _ = _masked_autograd_arguments(loss, torch, dtype, shape)
+
+    def compute():
+        arguments = [first.clone(), second.clone()]
+        differentiated = arguments if loss in IMPLICIT else arguments[1:]
+        for argument in differentiated:
+            argument.requires_grad_()
+        value = loss(*arguments, mask)
+        names = _graph_names(value)
+        gradients = torch.autograd.grad(value, differentiated, torch.tensor(math.inf))
+        return names, (value.detach(), *gradients)
+
+    (names, actual), (_, expected) = _through_masked_fill(monkeypatch, torch, compute)
+    assert "_MaskedTotalBackward" in names, names
+    _assert_same_bits(torch, actual, expected)
+
+
+def _masked_hinge_step(torch, mode):
+    """The gradients of a masked mean hinge over OWN_MASKED_TOTAL elements, taken in
+    one of autograd's ways."""
+    from torch._dynamo import compiled_autograd
+    from torch.autograd import forward_ad
+
+    torch._dynamo.reset()
+    shape = (OWN_MASKED_TOTAL,)
+    positive = torch.randn(shape, requires_grad=True)
+    negative = torch.randn(shape, requires_grad=True)
+    mask = torch.rand(shape) > 0.3
+    if mode == "jacobian(vectorize=True)":
+        return torch.autograd.functional.jacobian(
+            lambda p, n: hinge_loss(p, n, mask), (positive, negative), vectorize=True
+        )
+    if mode == "hessian":
+        return torch.autograd.functional.hessian(
+            lambda p: torch.sigmoid(hinge_loss(p, negative, mask)), positive
+        ).diagonal()
+    value = hinge_loss(positive, negative, mask)
+    if mode == "is_grads_batched":
+        return torch.autograd.grad(
+            value, (positive, negative), torch.randn(3), is_grads_batched=True
+        )
+    if mode == "torch.func.vmap":
+        return torch.func.vmap(
+            lambda g: torch.autograd.grad(
+                value, (positive, negative), g, retain_graph=True
+            )
+        )(torch.randn(3))
+    if mode == "forward-over-reverse":
+        with forward_ad.dual_level():
+            seed = forward_ad.make_dual(torch.tensor(1.0), torch.tensor(2.0))
+            gradients = torch.autograd.grad(value, (positive, negative), seed)
+            return [part for g in gradients for part in forward_ad.unpack_dual(g)]
+    compiler = torch.compile(backend="eager", fullgraph=True)
+    with compiled_autograd._enable(compiler):
+        value.backward()
+    return positive.grad, negative.grad
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "is_grads_batched",
+        "torch.func.vmap",
+        "jacobian(vectorize=True)",
+        "hessian",
+        "forward-over-reverse",
+        "compiled-autograd-fullgraph",
+    ],
+)
+@_FORWARD_MODE_SCRIPTS
+# compiled autograd's tracing reads a non-leaf's .grad, and warns
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
+def test_torch_large_masked_mean_in_autograds_other_modes(monkeypatch, mode):
+    # the masked mean's own backward must take operations that a batch of
+    # gradients, a recorded graph, a forward-mode tangent and compiled autograd
+    # follow. expected: the bits of the same through masked_fill
+    torch = pytest.importorskip("torch")
+    actual, expected = _through_masked_fill(
+        monkeypatch, torch, lambda: _masked_hinge_step(torch, mode)
+    )
+    _assert_same_bits(torch, actual, expected)
 
 
 @pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)
