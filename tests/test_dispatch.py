@@ -485,6 +485,7 @@ def _through_masked_fill(monkeypatch, torch, compute):
 
 def _assert_same_bits(torch, actual, expected):
     for actual_part, expected_part in zip(actual, expected, strict=True):
+        assert type(actual_part) is type(expected_part)
         assert actual_part.dtype == expected_part.dtype
         assert actual_part.shape == expected_part.shape
         assert torch.equal(actual_part.isnan(), expected_part.isnan())
@@ -585,6 +586,70 @@ def test_torch_large_masked_mean_in_autograds_other_modes(monkeypatch, mode):
         monkeypatch, torch, lambda: _masked_hinge_step(torch, mode)
     )
     _assert_same_bits(torch, actual, expected)
+
+
+@pytest.mark.parametrize(
+    "case", ["written-in-place", "written-through-numpy", "inference-mode", "subclass"]
+)
+def test_torch_large_masked_mean_keeps_the_mask_it_was_given(monkeypatch, case):
+    # found by a review: the masked mean's own backward saved the caller's mask
+    # itself, where masked_fill's path saves its negation, a new tensor. A mask
+    # written into before the backward pass (a buffer reused for the next
+    # micro-batch) raised, or, written through NumPy, changed the gradient; one
+    # made under inference_mode could not be saved; a subclass's made the result a
+    # subclass's view, which the mean's division in place refused. expected: the
+    # bits through masked_fill, from the mask as it was at the call
+    torch = pytest.importorskip("torch")
+
+    class Tagged(torch.Tensor):  # as libraries of named or tagged tensors make them
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    def compute():
+        generator = torch.Generator().manual_seed(2)
+        shape = (OWN_MASKED_TOTAL,)
+        positive = torch.randn(shape, generator=generator).requires_grad_()
+        negative = torch.randn(shape, generator=generator).requires_grad_()
+        drawn = np.random.default_rng(0).random(shape) > 0.3
+        if case == "inference-mode":
+            with torch.inference_mode():
+                mask = torch.from_numpy(drawn.copy())
+        else:
+            mask = torch.from_numpy(drawn.copy())
+        if case == "subclass":
+            mask = mask.as_subclass(Tagged)
+        value = hinge_loss(positive, negative, mask)
+        if case == "written-in-place":
+            mask.fill_(True)
+        elif case == "written-through-numpy":
+            # the buffer torch.from_numpy shares: a write there bumps no version
+            # counter autograd could check
+            mask.numpy()[:] = np.random.default_rng(1).random(shape) > 0.5
+        return (value.detach(), *torch.autograd.grad(value, (positive, negative)))
+
+    actual, expected = _through_masked_fill(monkeypatch, torch, compute)
+    _assert_same_bits(torch, actual, expected)
+
+
+def test_torch_large_masked_mean_refuses_a_mask_unpacked_as_floats(monkeypatch):
+    # found by a review: a hook on saved tensors that unpacks the bool mask as floats
+    # made the bits' product floats, read back as a gradient of 10^9. expected: a
+    # RuntimeError from both paths (masked_fill's and where()'s refusal of a mask
+    # that is not bool)
+    torch = pytest.importorskip("torch")
+
+    def compute():
+        loss = torch.randn(OWN_MASKED_TOTAL, requires_grad=True)
+        mask = torch.ones(OWN_MASKED_TOTAL, dtype=torch.bool)
+        unpack_as_floats = lambda tensor: tensor.to(torch.float32)
+        with torch.autograd.graph.saved_tensors_hooks(lambda x: x, unpack_as_floats):
+            value = hinge_loss(loss, torch.zeros(OWN_MASKED_TOTAL), mask)
+        with pytest.raises(RuntimeError, match="bool"):
+            torch.autograd.grad(value, loss)
+        return ()
+
+    _through_masked_fill(monkeypatch, torch, compute)
 
 
 @pytest.mark.parametrize("loss", IMPLICIT + EXPLICIT, ids=lambda loss: loss.__name__)

@@ -408,19 +408,23 @@ class _MaskedTotal(torch.autograd.Function):  # type: ignore[misc]
     masked-out inf or NaN gives +0.0), into a new tensor: the loss itself may be
     saved for another backward. Backward, the incoming gradient's bits times the mask
     in one kernel: the gradient where the mask is True, +0.0 elsewhere, as
-    ``masked_fill``'s backward gives it.
+    ``masked_fill``'s backward gives it. A copy of the mask is saved, as
+    ``masked_fill``'s path saves its negation: the caller may write into the mask
+    before the backward pass, or have made it under ``torch.inference_mode``.
     """
 
     @staticmethod
     def forward(ctx: Any, loss: Array, mask: Array) -> Array:
-        ctx.save_for_backward(mask)
+        ctx.save_for_backward(mask.clone())
         kept = torch.mul(loss.view(_BITS[loss.element_size()]), mask)
         return torch.sum(kept.view(loss.dtype))
 
     @staticmethod
     def backward(ctx: Any, gradient: Array) -> tuple[Array, None]:
         (mask,) = ctx.saved_tensors
-        if _backward_differentiated(gradient):
+        # a hook on saved tensors may unpack the mask in another dtype, whose product
+        # with the bits would be no bits: where() refuses it, as masked_fill does
+        if mask.dtype != torch.bool or _backward_differentiated(gradient):
             return torch.where(mask, gradient, 0.0), None
         bits = torch.mul(mask, gradient.view(_BITS[gradient.element_size()]))
         return bits.view(gradient.dtype), None
@@ -592,6 +596,9 @@ def masked_total(loss: Array, mask: Array) -> tuple[Array, Array]:
             and mask.shape == loss.shape
             and loss.element_size() in _BITS
             and _plain_eager(loss)
+            # a subclass's mask makes the function's result a view of a subclass,
+            # which the mean's division in place refuses
+            and type(mask) is torch.Tensor
             # the product's layout then is masked_fill's, and the sum's order too
             and loss.is_contiguous()
             and mask.is_contiguous()
