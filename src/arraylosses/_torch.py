@@ -78,9 +78,9 @@ _IN_PLACE_LOGISTIC_FROM = 2**15
 _OWN_MAXIMUM_BACKWARD_FROM = 2**14
 # from this many elements, under autograd, a bool mask's total takes a backward of its
 # own (_MaskedTotal), where masked_fill's backward copies the expanded gradient and
-# then selects. A whole step of the masked hinge, float32, interleaved: 8% more time
-# at 4,096 elements, within 5% either way at 8,192 to 12,800, 9% less at 16,384, 27
-# to 41% at 32,768 to 65,536, 40 to 55% at 10^6
+# then selects. A whole step of the masked hinge, float32, interleaved, in three runs:
+# 8% more time at 4,096 elements, within 5% either way at 8,192 to 12,800, 1 to 9%
+# less at 16,384, 22 to 41% at 32,768 to 65,536, 38 to 55% at 10^6
 _OWN_MASKED_TOTAL_FROM = 2**14
 # the most negatives whose ties _MaximumSplittingTies counts in their own dtype:
 # bfloat16 holds every integer to 256, the other floats more
