@@ -416,8 +416,7 @@ class _MaskedTotal(torch.autograd.Function):  # type: ignore[misc]
     @staticmethod
     def forward(ctx: Any, loss: Array, mask: Array) -> Array:
         ctx.save_for_backward(mask.clone())
-        kept = torch.mul(loss.view(_BITS[loss.element_size()]), mask)
-        return torch.sum(kept.view(loss.dtype))
+        return torch.sum(_bits_times_mask(loss, mask, _BITS[loss.element_size()]))
 
     @staticmethod
     def backward(ctx: Any, gradient: Array) -> tuple[Array, None]:
@@ -426,8 +425,7 @@ class _MaskedTotal(torch.autograd.Function):  # type: ignore[misc]
         # with the bits would be no bits: where() refuses it, as masked_fill does
         if mask.dtype != torch.bool or _backward_differentiated(gradient):
             return torch.where(mask, gradient, 0.0), None
-        bits = torch.mul(mask, gradient.view(_BITS[gradient.element_size()]))
-        return bits.view(gradient.dtype), None
+        return _bits_times_mask(gradient, mask, _BITS[gradient.element_size()]), None
 
 
 def _backward_differentiated(gradient: Array) -> bool:
@@ -562,8 +560,15 @@ def keep(mask: Array, x: Array) -> Array:
     bits = _bits(x)
     if bits is None:
         return _filled(mask, x)
-    # x's bit pattern times 0 or 1 (+0.0 where the mask is False), twice as fast as
-    # where(); the bools taken as they are, which the kernel converts as it reads them
+    return _bits_times_mask(x, mask, bits)
+
+
+def _bits_times_mask(x: Array, mask: Array, bits: Any) -> Array:
+    """A new tensor of ``x`` where the bool ``mask`` is True and +0.0 elsewhere, even
+    where ``x`` is inf or NaN: ``x``'s bit pattern, viewed as ``bits`` (the signed
+    integers of its item size), times 0 or 1."""
+    # twice as fast as where(); the bools taken as they are, which the kernel
+    # converts as it reads them
     return torch.mul(x.view(bits), mask).view(x.dtype)
 
 
